@@ -1,0 +1,118 @@
+"""Validate: the spec's data contract, checked by pandas and by Evidently data-summary tests."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from airflow_mlc.spec import ModelLifecycleSpec
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    passed: bool
+    rows: int
+    violations: list[str]
+    report_uri: str | None = None
+    tests_run: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def structural_violations(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> list[str]:
+    """What Evidently cannot check: columns present, their types, a usable target."""
+    missing = [c for c in spec.columns if c not in frame.columns]
+    if missing:
+        return [f"column {c!r}: required by the spec but missing (columns present: {list(frame.columns)})" for c in missing]
+    found = []
+    for column in spec.features.numeric:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            found.append(f"column {column!r}: must be numeric, found dtype {frame[column].dtype}")
+    target = frame[spec.target]
+    if target.notna().sum() == 0:
+        found.append(f"target {spec.target!r}: has no values (all {len(frame)} rows are null)")
+    elif spec.task == "regression" and not pd.api.types.is_numeric_dtype(target):
+        found.append(f"target {spec.target!r}: a regression target must be numeric, found dtype {target.dtype}")
+    elif spec.task == "classification" and target.nunique() < 2:
+        found.append(f"target {spec.target!r}: a classification target needs 2 or more classes, found {target.nunique()}")
+    return found
+
+
+def _contract_metrics(spec: ModelLifecycleSpec, frame: pd.DataFrame) -> list[Any]:
+    """Evidently metrics with the contract's rules attached as tests."""
+    from evidently.metrics import (
+        MaxValue,
+        MeanValue,
+        MinValue,
+        MissingValueCount,
+        OutListValueCount,
+        RowCount,
+        UniqueValueCount,
+    )
+    from evidently.tests import eq, gte, lte
+
+    contract = spec.contract
+    metrics: list[Any] = [RowCount(tests=[gte(contract.min_rows)])]
+    for column in spec.columns:
+        null_share = contract.max_null_share if column != spec.target or not spec.cleaning.drop_missing_target else 1.0
+        metrics.append(MissingValueCount(column=column, share_tests=[lte(null_share)]))
+    for column in spec.features.numeric + ([spec.target] if spec.task == "regression" else []):
+        bounds = contract.ranges.get(column)
+        metrics.append(MinValue(column=column, tests=[gte(bounds.min)] if bounds and bounds.min is not None else []))
+        metrics.append(MaxValue(column=column, tests=[lte(bounds.max)] if bounds and bounds.max is not None else []))
+        metrics.append(MeanValue(column=column))
+    for column in spec.features.categorical:
+        allowed = contract.categories.get(column)
+        if allowed is not None:
+            metrics.append(OutListValueCount(column=column, values=allowed, tests=[eq(0)]))
+        metrics.append(UniqueValueCount(column=column))
+    return metrics
+
+
+def _evidently_dataset(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> Any:
+    from evidently import DataDefinition, Dataset
+
+    numeric = [*spec.features.numeric] + ([spec.target] if spec.task == "regression" else [])
+    categorical = [c for c in spec.columns if c not in numeric]
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    return Dataset.from_pandas(frame[spec.columns], data_definition=definition)
+
+
+def run_contract_report(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> Any:
+    """Run the contract as an Evidently report; returns the snapshot."""
+    from evidently import Report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = Report(_contract_metrics(spec, frame))
+        return report.run(current_data=_evidently_dataset(frame, spec), reference_data=None)
+
+
+def failed_tests(snapshot: Any) -> tuple[int, list[str]]:
+    """How many Evidently tests ran, and the descriptions of those that failed."""
+    tests = snapshot.dict()["tests"]
+    failed = [t["description"] for t in tests if str(getattr(t["status"], "value", t["status"])) != "SUCCESS"]
+    return len(tests), failed
+
+
+def validate_frame(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> tuple[ValidationResult, Any]:
+    """Check ``frame`` against the spec; returns the result and the Evidently snapshot (or None)."""
+    violations = structural_violations(frame, spec)
+    if violations:
+        return ValidationResult(passed=False, rows=len(frame), violations=violations), None
+    snapshot = run_contract_report(frame, spec)
+    tests_run, failed = failed_tests(snapshot)
+    return ValidationResult(passed=not failed, rows=len(frame), violations=failed, tests_run=tests_run), snapshot
+
+
+def save_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None = None) -> str:
+    """Write an Evidently snapshot as HTML at ``html_uri`` and as JSON beside it."""
+    from airflow_mlc.core import storage
+
+    storage.write_text(snapshot.get_html_str(as_iframe=False), html_uri, options)
+    storage.write_text(snapshot.json(), html_uri.removesuffix(".html") + ".json", options)
+    return html_uri

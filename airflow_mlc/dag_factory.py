@@ -1,0 +1,92 @@
+"""Template DAGs: every spec becomes ``mlc_<name>_train`` (ingest >> validate >> prepare >> train >> evaluate >> register).
+
+Only the spec module and the operator classes are imported here, so parsing stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from airflow.sdk import DAG, Param
+
+from airflow_mlc.operators.evaluate import EvaluateModelOperator
+from airflow_mlc.operators.ingest import IngestOperator
+from airflow_mlc.operators.prepare import PrepareDataOperator
+from airflow_mlc.operators.register import RegisterModelOperator
+from airflow_mlc.operators.train import TrainModelOperator
+from airflow_mlc.operators.validate import ValidateDataOperator
+from airflow_mlc.spec import ModelLifecycleSpec, load_specs
+
+#: Folder of the spec files when ``MLC_SPECS_DIR`` is not set: ``specs/`` beside the DAG file.
+SPECS_DIR_VARIABLE = "MLC_SPECS_DIR"
+
+
+def training_params(spec: ModelLifecycleSpec) -> dict[str, Param]:
+    """The trigger form of a training DAG."""
+    return {
+        "window_start": Param(
+            None, type=["null", "string"], title="Window start", description="ISO date; empty: lookback before the end."
+        ),
+        "window_end": Param(
+            None, type=["null", "string"], title="Window end", description="ISO date, exclusive; empty: the run's end."
+        ),
+        "gate_max": Param(spec.gates.max, type=["null", "number"], title=f"Maximum {spec.gates.metric}"),
+        "gate_min": Param(spec.gates.min, type=["null", "number"], title=f"Minimum {spec.gates.metric}"),
+        "min_improvement": Param(
+            spec.gates.min_improvement, type="number", minimum=0, title="Required relative gain over the champion"
+        ),
+        "dry_run": Param(False, type="boolean", title="Dry run", description="Train and evaluate; change no alias."),
+        "force_promote": Param(False, type="boolean", title="Force promote", description="Promote despite the gates."),
+    }
+
+
+def training_dag(spec: ModelLifecycleSpec) -> DAG:
+    """The training DAG of one spec."""
+    with DAG(
+        dag_id=f"mlc_{spec.name}_train",
+        description=spec.description or f"Train {spec.name} and promote it through the gates",
+        schedule=spec.schedule.train,
+        params=training_params(spec),
+        render_template_as_native_obj=True,
+        max_active_runs=1,
+        tags=["mlc", spec.name, *spec.tags],
+        doc_md=f"Training life cycle of **{spec.name}** ({spec.task}, target `{spec.target}`).",
+    ) as dag:
+        common = {"spec": spec}
+        ingest = IngestOperator(
+            task_id="ingest", window_start="{{ params.window_start }}", window_end="{{ params.window_end }}", **common
+        )
+        validate = ValidateDataOperator(task_id="validate", snapshot=ingest.output, **common)
+        prepare = PrepareDataOperator(task_id="prepare", snapshot=ingest.output, **common)
+        train = TrainModelOperator(task_id="train", split=prepare.output, **common)
+        evaluate = EvaluateModelOperator(
+            task_id="evaluate",
+            split=prepare.output,
+            training=train.output,
+            gate_max="{{ params.gate_max }}",
+            gate_min="{{ params.gate_min }}",
+            min_improvement="{{ params.min_improvement }}",
+            **common,
+        )
+        register = RegisterModelOperator(
+            task_id="register",
+            training=train.output,
+            evaluation=evaluate.output,
+            force_promote="{{ params.force_promote }}",
+            dry_run="{{ params.dry_run }}",
+            **common,
+        )
+        validate >> prepare
+        evaluate >> register
+    return dag
+
+
+def specs_dir(default: str | os.PathLike[str]) -> Path:
+    return Path(os.environ.get(SPECS_DIR_VARIABLE) or default)
+
+
+def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
+    """Every DAG of every spec in ``folder``, by dag_id. A bad spec raises a ``SpecError`` naming it."""
+    dags = [training_dag(spec) for spec in load_specs(folder)]
+    return {dag.dag_id: dag for dag in dags}

@@ -1,0 +1,97 @@
+"""MLflowHook: where MLflow lives, from an Airflow connection of type ``mlflow``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from airflow_mlc.core.tracking import MlflowTarget, embedded_target
+
+#: The MLflow UI address shown for the embedded SQLite store (``mlflow ui`` listens there by default).
+EMBEDDED_UI_URL = "http://127.0.0.1:5000"
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+
+
+class MLflowHook(BaseHook):
+    """Resolve the MLflow tracking and registry store for the operators.
+
+    The connection (type ``mlflow``, default id ``mlflow_default``) gives the tracking URI in *host*
+    (``http://mlflow:5000``; a port in *port* is appended), or in the extra ``tracking_uri``. Optional
+    extras: ``registry_uri``, ``artifact_location`` (for experiments this provider creates), ``ui_url``
+    and ``token``. A login and password become MLflow's basic-auth credentials; a password alone is a
+    bearer token. Credentials go to MLflow through its environment variables and are never logged.
+
+    Without that connection, the embedded default: a SQLite store and an artifact folder under
+    ``$AIRFLOW_HOME/mlflow``.
+    """
+
+    conn_name_attr = "mlflow_conn_id"
+    default_conn_name = "mlflow_default"
+    conn_type = "mlflow"
+    hook_name = "MLflow"
+
+    def __init__(self, mlflow_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema"],
+            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
+            "placeholders": {
+                "host": "http://mlflow:5000",
+                "extra": '{"registry_uri": "", "artifact_location": "s3://bucket/mlflow", "ui_url": ""}',
+            },
+        }
+
+    def get_conn(self) -> MlflowTarget:
+        """The MLflow target of the connection, or the embedded default when it does not exist."""
+        try:
+            connection = self.get_connection(self.mlflow_conn_id)
+        except AirflowNotFoundException:
+            self.log.info("No connection %r: using the embedded MLflow store", self.mlflow_conn_id)
+            return embedded_target(airflow_home())
+        extra = connection.extra_dejson
+        tracking_uri = extra.get("tracking_uri") or _uri_from(connection.host or "", connection.port)
+        if not tracking_uri:
+            raise ValueError(f"connection {self.mlflow_conn_id!r} gives no tracking URI (host or extra tracking_uri)")
+        env = {}
+        if connection.login and connection.password:
+            env = {"MLFLOW_TRACKING_USERNAME": connection.login, "MLFLOW_TRACKING_PASSWORD": connection.password}
+        elif connection.password or extra.get("token"):
+            env = {"MLFLOW_TRACKING_TOKEN": connection.password or extra["token"]}
+        return MlflowTarget(
+            tracking_uri=tracking_uri,
+            registry_uri=extra.get("registry_uri"),
+            artifact_location=extra.get("artifact_location"),
+            env=env,
+        )
+
+    def ui_url(self) -> str | None:
+        """Where a person opens the MLflow UI for this store."""
+        target = self.get_conn()
+        try:
+            extra = self.get_connection(self.mlflow_conn_id).extra_dejson
+        except AirflowNotFoundException:
+            return EMBEDDED_UI_URL
+        if extra.get("ui_url"):
+            return str(extra["ui_url"])
+        return target.tracking_uri if target.tracking_uri.startswith(("http://", "https://")) else None
+
+
+def _uri_from(host: str, port: int | None) -> str:
+    if not host:
+        return ""
+    if "://" not in host:
+        host = f"http://{host}"
+    if port and host.count(":") == 1:
+        host = f"{host.rstrip('/')}:{port}"
+    return host

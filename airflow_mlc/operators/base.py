@@ -1,0 +1,101 @@
+"""What every airflow-mlc operator shares: the spec, the artifact root, MLflow, the run's keys."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_mlc.errors import BadInputError
+from airflow_mlc.hooks.mlflow import MLflowHook, airflow_home
+from airflow_mlc.spec import ModelLifecycleSpec, load_spec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_mlc.core.storage import Storage
+
+
+def uri_of(value: str | Mapping[str, Any], key: str = "uri") -> str:
+    """A URI given directly, or read from an upstream task's result (``ingest.output``)."""
+    if isinstance(value, Mapping):
+        return str(value[key])
+    return str(value)
+
+
+class MLCBaseOperator(BaseOperator):
+    """Base of the life-cycle operators.
+
+    :param spec: the model spec, as a loaded ``ModelLifecycleSpec`` or the path of its YAML file.
+    :param artifact_root: overrides the spec's ``storage.artifact_root`` (a folder or ``s3://`` prefix).
+    :param mlflow_conn_id: overrides the spec's ``mlflow.conn_id``.
+    """
+
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        spec: ModelLifecycleSpec | str | os.PathLike[str],
+        artifact_root: str | None = None,
+        mlflow_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.artifact_root = artifact_root
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @cached_property
+    def model_spec(self) -> ModelLifecycleSpec:
+        if isinstance(self.spec, ModelLifecycleSpec):
+            return self.spec
+        return load_spec(self.spec)
+
+    @cached_property
+    def mlflow_hook(self) -> MLflowHook:
+        return MLflowHook(self.mlflow_conn_id or self.model_spec.mlflow.conn_id)
+
+    @cached_property
+    def storage(self) -> Storage:
+        from airflow_mlc.core.storage import Storage
+        from airflow_mlc.hooks.storage import s3_options
+
+        settings = self.model_spec.storage
+        root = (
+            self.artifact_root
+            or settings.artifact_root
+            or os.environ.get("MLC_ARTIFACT_ROOT")
+            or str(airflow_home() / "mlc" / "artifacts")
+        )
+        options = s3_options(settings.conn_id) if root.startswith("s3://") else {}
+        return Storage(root, options)
+
+    def output_uri(self, context: Context, filename: str) -> str:
+        """Where this task writes ``filename`` for this DAG run: re-runs overwrite, other runs never do."""
+        return self.storage.uri(self.model_spec.name, self.dag_id, context["run_id"], self.task_id, filename)
+
+    def run_tags(self, context: Context) -> dict[str, str]:
+        """The tags that tie MLflow objects to this Airflow task."""
+        from airflow_mlc.core import tracking
+
+        return {
+            tracking.TAG_DAG_ID: self.dag_id,
+            tracking.TAG_RUN_ID: context["run_id"],
+            tracking.TAG_TASK_ID: self.task_id,
+            tracking.TAG_MODEL: self.model_spec.name,
+        }
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.execute_phase(context)
+        except BadInputError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def execute_phase(self, context: Context) -> Any:
+        """The phase's work; a ``BadInputError`` fails the task without retries."""
+        raise NotImplementedError

@@ -1,0 +1,40 @@
+"""PrepareDataOperator: cleaning and a deterministic train/test split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlc.operators.base import MLCBaseOperator, uri_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class PrepareDataOperator(MLCBaseOperator):
+    """Clean a snapshot as the spec asks, split it, and write ``train.parquet`` and ``test.parquet``.
+
+    :param snapshot: the snapshot's URI, or the ingest task's result (templated).
+    :return: ``{"train_uri", "test_uri", "train_rows", "test_rows", "dropped_rows", "fingerprint", "window"}``.
+    """
+
+    template_fields: Sequence[str] = ("snapshot",)
+
+    def __init__(self, *, snapshot: str | Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+
+    def execute_phase(self, context: Context) -> dict[str, Any]:
+        from airflow_mlc.core.prepare import prepare
+
+        window = self.snapshot.get("window", {}) if isinstance(self.snapshot, Mapping) else {}
+        result = prepare(
+            self.model_spec,
+            uri_of(self.snapshot),
+            self.output_uri(context, "train.parquet"),
+            self.output_uri(context, "test.parquet"),
+            self.storage.options,
+            window,
+        )
+        self.log.info("Split into %d training and %d test rows", result.train_rows, result.test_rows)
+        return result.as_dict()

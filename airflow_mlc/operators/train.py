@@ -1,0 +1,57 @@
+"""TrainModelOperator: fit the spec's pipeline (with its search) and log the run to MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlc.links.mlflow import MLflowRunLink, run_url
+from airflow_mlc.operators.base import MLCBaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class TrainModelOperator(MLCBaseOperator):
+    """Train on the split and log params, CV and test metrics, datasets and the model to MLflow.
+
+    The MLflow run is tagged with the Airflow ``dag_id``, ``run_id`` and ``task_id``: a retry of the
+    same task finds its finished run again instead of logging a duplicate.
+
+    :param split: the prepare task's result (``train_uri``, ``test_uri``, ``fingerprint``, ``window``).
+    :return: ``{"run_id", "experiment_id", "model_uri", "best_params", "cv_score", "test_metrics", "reused"}``.
+    """
+
+    template_fields: Sequence[str] = ("split",)
+    operator_extra_links = (MLflowRunLink(),)
+
+    def __init__(self, *, split: Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.split = split
+
+    def execute_phase(self, context: Context) -> dict[str, Any]:
+        from airflow_mlc.core import tracking
+        from airflow_mlc.core.storage import read_parquet
+        from airflow_mlc.core.train import train_and_log
+
+        split, options = self.split, self.storage.options
+        window = split.get("window") or {}
+        tags = {
+            **self.run_tags(context),
+            tracking.TAG_FINGERPRINT: str(split.get("fingerprint", "")),
+            tracking.TAG_WINDOW_START: str(window.get("start") or ""),
+            tracking.TAG_WINDOW_END: str(window.get("end") or ""),
+            tracking.TAG_TRAIN_DATA: split["train_uri"],
+            tracking.TAG_TEST_DATA: split["test_uri"],
+        }
+        result = train_and_log(
+            self.model_spec,
+            read_parquet(split["train_uri"], options),
+            read_parquet(split["test_uri"], options),
+            self.mlflow_hook.get_conn(),
+            tags,
+            (split["train_uri"], split["test_uri"]),
+        )
+        self.log.info("MLflow run %s (reused: %s): test metrics %s", result.run_id, result.reused, result.test_metrics)
+        MLflowRunLink.persist(context, run_url(self.mlflow_hook.ui_url(), result.experiment_id, result.run_id))
+        return result.as_dict()

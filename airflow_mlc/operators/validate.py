@@ -1,0 +1,48 @@
+"""ValidateDataOperator: the spec's data contract, with an Evidently report of the checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlc.errors import DataError
+from airflow_mlc.operators.base import MLCBaseOperator, uri_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ValidateDataOperator(MLCBaseOperator):
+    """Check a snapshot against the spec's contract; fail (without retries) when it is broken.
+
+    Checks: required columns, numeric types, a usable target, then Evidently tests for the row count,
+    the share of nulls per column, allowed ranges and allowed categories. The Evidently report is
+    written as ``validation.html`` (and ``.json``) beside the task's other outputs, pass or fail.
+
+    :param snapshot: the snapshot's URI, or the ingest task's result (templated).
+    :return: ``{"passed", "rows", "violations", "report_uri", "tests_run"}``.
+    """
+
+    template_fields: Sequence[str] = ("snapshot",)
+
+    def __init__(self, *, snapshot: str | Mapping[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+
+    def execute_phase(self, context: Context) -> dict[str, Any]:
+        from dataclasses import replace
+
+        from airflow_mlc.core.storage import read_parquet
+        from airflow_mlc.core.validate import save_report, validate_frame
+
+        frame = read_parquet(uri_of(self.snapshot), self.storage.options)
+        result, snapshot = validate_frame(frame, self.model_spec)
+        if snapshot is not None:
+            report_uri = save_report(snapshot, self.output_uri(context, "validation.html"), self.storage.options)
+            result = replace(result, report_uri=report_uri)
+            self.log.info("Validation report: %s", report_uri)
+        if not result.passed:
+            problems = "\n  - ".join(result.violations)
+            raise DataError(f"the data breaks the contract of {self.model_spec.name!r}:\n  - {problems}")
+        self.log.info("%d rows pass %d contract tests", result.rows, result.tests_run)
+        return result.as_dict()

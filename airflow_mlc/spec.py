@@ -1,0 +1,275 @@
+"""The model spec: one YAML file per model, validated by a typed model.
+
+This module is imported when DAG files are parsed, so it only uses pydantic and PyYAML.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_mlc.errors import SpecError
+
+#: Metrics the evaluation computes, with the direction in which they improve.
+LOWER_IS_BETTER = {"mae", "rmse"}
+HIGHER_IS_BETTER_REGRESSION = {"r2"}
+HIGHER_IS_BETTER_CLASSIFICATION = {"accuracy", "precision", "recall", "f1", "roc_auc"}
+METRICS_BY_TASK = {
+    "regression": LOWER_IS_BETTER | HIGHER_IS_BETTER_REGRESSION,
+    "classification": HIGHER_IS_BETTER_CLASSIFICATION,
+}
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+class _Strict(BaseModel):
+    """Unknown fields are errors, so a typo in a spec never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    """Where the raw data comes from: a file (local or ``s3://``) or a SQL query."""
+
+    path: str | None = None
+    format: Literal["csv", "parquet"] | None = None
+    sql: str | None = None
+    url: str | None = Field(None, description="SQLAlchemy URL, for a query without an Airflow connection.")
+    conn_id: str | None = Field(None, description="Airflow connection: an AWS one for s3:// paths, a SQL one for sql.")
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceSpec:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("give exactly one of 'path' (a CSV or Parquet file) or 'sql' (a query)")
+        if self.sql is not None and self.conn_id is None and self.url is None:
+            raise ValueError("a 'sql' source needs 'conn_id' (an Airflow connection) or 'url' (a SQLAlchemy URL)")
+        if self.path is not None and self.format is None and not self.path.endswith((".csv", ".parquet", ".pq")):
+            raise ValueError(f"cannot tell the format of {self.path!r}: set 'format' to csv or parquet")
+        return self
+
+    @property
+    def file_format(self) -> str:
+        """The file format, from ``format`` or the path's suffix."""
+        if self.format:
+            return self.format
+        return "csv" if str(self.path).endswith(".csv") else "parquet"
+
+
+class FeaturesSpec(_Strict):
+    numeric: list[str] = []
+    categorical: list[str] = []
+
+    @model_validator(mode="after")
+    def _some_features(self) -> FeaturesSpec:
+        if not self.numeric and not self.categorical:
+            raise ValueError("name at least one numeric or categorical feature")
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class SearchSpec(_Strict):
+    """A cross-validated hyperparameter search over the estimator's parameters."""
+
+    method: Literal["grid", "random"] = "grid"
+    space: dict[str, list[Any]]
+    cv: int = Field(3, ge=2)
+    n_iter: int = Field(10, ge=1, description="Candidates sampled by a random search.")
+    scoring: str | None = Field(None, description="A scikit-learn scorer name; defaults to the gate metric.")
+
+    @field_validator("space")
+    @classmethod
+    def _non_empty(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if not space:
+            raise ValueError("the search space is empty")
+        for name, values in space.items():
+            if not values:
+                raise ValueError(f"no values to try for {name!r}")
+        return space
+
+
+class ModelSpec(_Strict):
+    estimator: str = Field(description="Import path of a scikit-learn estimator class.")
+    params: dict[str, Any] = {}
+    search: SearchSpec | None = None
+
+    @field_validator("estimator")
+    @classmethod
+    def _dotted(cls, estimator: str) -> str:
+        module, _, name = estimator.rpartition(".")
+        if not module or not name.isidentifier():
+            raise ValueError(f"{estimator!r} is not an import path such as sklearn.linear_model.Ridge")
+        return estimator
+
+
+class SplitSpec(_Strict):
+    method: Literal["random", "time"] = "random"
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+
+
+class GatesSpec(_Strict):
+    """What a candidate must reach to become champion."""
+
+    metric: str
+    max: float | None = Field(None, description="Upper bound (for an error metric such as rmse).")
+    min: float | None = Field(None, description="Lower bound (for a score such as r2 or f1).")
+    min_improvement: float = Field(
+        0.0, ge=0, description="Relative margin by which the candidate must beat the champion (0.01 = 1%)."
+    )
+
+
+class RangeSpec(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class ContractSpec(_Strict):
+    """The data contract checked by the validate step."""
+
+    min_rows: int = Field(1, ge=1)
+    max_null_share: float = Field(0.0, ge=0, le=1)
+    ranges: dict[str, RangeSpec] = {}
+    categories: dict[str, list[Any]] = {}
+
+
+class CleaningSpec(_Strict):
+    drop_duplicates: bool = False
+    drop_missing_target: bool = True
+
+
+class WindowSpec(_Strict):
+    lookback_days: int | None = Field(
+        None, ge=1, description="Training window length before the run's end; unset means all history."
+    )
+
+
+class ScheduleSpec(_Strict):
+    train: str | None = None
+
+
+class StorageSpec(_Strict):
+    artifact_root: str | None = Field(
+        None, description="Local folder or s3:// prefix; defaults to $MLC_ARTIFACT_ROOT or $AIRFLOW_HOME/mlc/artifacts."
+    )
+    conn_id: str | None = Field(None, description="AWS connection for an s3:// artifact root.")
+
+
+class MlflowSpec(_Strict):
+    conn_id: str = "mlflow_default"
+    experiment: str | None = None
+    registered_model: str | None = None
+
+
+class ModelLifecycleSpec(_Strict):
+    """Everything airflow-mlc needs to know about one model."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    description: str = ""
+    task: Literal["regression", "classification"]
+    source: SourceSpec
+    target: str
+    features: FeaturesSpec
+    model: ModelSpec
+    split: SplitSpec = SplitSpec()
+    gates: GatesSpec
+    contract: ContractSpec = ContractSpec()
+    cleaning: CleaningSpec = CleaningSpec()
+    window: WindowSpec = WindowSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    storage: StorageSpec = StorageSpec()
+    mlflow: MlflowSpec = MlflowSpec()
+    tags: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelLifecycleSpec:
+        if self.target in self.features.columns:
+            raise ValueError(f"the target {self.target!r} is also listed as a feature")
+        metric = self.gates.metric
+        if metric not in METRICS_BY_TASK[self.task]:
+            allowed = ", ".join(sorted(METRICS_BY_TASK[self.task]))
+            raise ValueError(f"gates.metric {metric!r} is not a {self.task} metric (one of: {allowed})")
+        if self.split.method == "time" and not self.source.time_column:
+            raise ValueError("split.method 'time' needs source.time_column")
+        for column in [*self.contract.ranges, *self.contract.categories]:
+            if column not in self.columns:
+                raise ValueError(f"the contract names {column!r}, which is neither a feature nor the target")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """Feature columns, then the target."""
+        return [*self.features.columns, self.target]
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.mlflow.registered_model or self.name
+
+    @property
+    def experiment_name(self) -> str:
+        return self.mlflow.experiment or f"mlc/{self.name}"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.gates.metric not in LOWER_IS_BETTER
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (a typo?)"
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)
+
+
+def parse_spec(data: Any, origin: str = "<spec>", base_dir: Path | None = None) -> ModelLifecycleSpec:
+    """Validate a spec given as a mapping; a relative local source path is resolved against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: a spec must be a YAML mapping, not {type(data).__name__}")
+    try:
+        spec = ModelLifecycleSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"{origin}: {_format_errors(exc)}") from None
+    path = spec.source.path
+    if base_dir is not None and path and "://" not in path and not os.path.isabs(path):
+        source = spec.source.model_copy(update={"path": str((base_dir / path).resolve())})
+        spec = spec.model_copy(update={"source": source})
+    return spec
+
+
+def load_spec(path: str | os.PathLike[str]) -> ModelLifecycleSpec:
+    """Read and validate one spec file."""
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{file}: cannot read the spec: {exc}") from None
+    return parse_spec(data, origin=str(file), base_dir=file.parent)
+
+
+def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The spec files in a folder, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+
+
+def load_specs(folder: str | os.PathLike[str]) -> list[ModelLifecycleSpec]:
+    """Every spec in a folder; two specs with the same name are an error."""
+    specs: dict[str, tuple[Path, ModelLifecycleSpec]] = {}
+    for file in spec_files(folder):
+        spec = load_spec(file)
+        if spec.name in specs:
+            raise SpecError(f"{file}: name {spec.name!r} is already used by {specs[spec.name][0]}")
+        specs[spec.name] = (file, spec)
+    return [spec for _, spec in specs.values()]

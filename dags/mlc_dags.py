@@ -1,0 +1,9 @@
+"""airflow-mlc template DAGs: one set per model spec in ``specs/`` (or the folder named by MLC_SPECS_DIR)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_mlc.dag_factory import build_dags, specs_dir
+
+globals().update(build_dags(specs_dir(Path(__file__).parent / "specs")))
