@@ -178,6 +178,8 @@ def train_and_log(
             signature=signature,
             input_example=x_test.head(5),
             skops_trusted_types=_own_types(model),
+            # the flavour's pinned defaults: inferring them costs a subprocess of several seconds
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
         mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
     return TrainResult(
