@@ -1,0 +1,198 @@
+"""Whole training runs through ``dag.test()``: the real task runner, a real MLflow registry (SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIKES_SPEC
+
+pytestmark = pytest.mark.e2e
+WINTER = {"window_start": "2011-01-01", "window_end": "2011-04-01"}
+
+
+@pytest.fixture(autouse=True)
+def specs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The DAG file reads its specs from this test's own folder."""
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    monkeypatch.setenv("MLC_SPECS_DIR", str(folder))
+    return folder
+
+
+def make_spec(tmp_path: Path, data: dict):
+    """Write ``data`` as the test's spec file (replacing an earlier one of that name) and load it."""
+    from airflow_mlc.spec import load_spec
+
+    data.setdefault("storage", {})["artifact_root"] = str(tmp_path / "artifacts")
+    path = tmp_path / "specs" / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_spec(path)
+
+
+def bikes_data(name: str, **changes) -> dict:
+    data = yaml.safe_load(BIKES_SPEC.read_text())
+    data["source"]["path"] = str(BIKES_SPEC.parent.parent / "data" / "bikeshare_hourly_2011.csv")
+    data["model"]["search"]["n_iter"] = 2
+    data.update(name=name, **changes)
+    return data
+
+
+def run_training(spec, conf: dict | None = None):
+    """Run the spec's training DAG, as the DAG file builds it, once; returns the finished DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import DAGS_DIR
+
+    bag = DagBag(dag_folder=str(DAGS_DIR))
+    assert bag.import_errors == {}
+    return bag.dags[f"mlc_{spec.name}_train"].test(run_conf=conf or {})
+
+
+def states(dag_run) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    from airflow.models import TaskInstance
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
+        return {ti.task_id: str(ti.state) for ti in tis}
+
+
+def registry():
+    from airflow_mlc.hooks.mlflow import MLflowHook
+
+    return MLflowHook().get_conn().activate()
+
+
+def champion_version(client, name: str) -> str | None:
+    from airflow_mlc.core.registry import CHAMPION, version_by_alias
+
+    version = version_by_alias(client, name, CHAMPION)
+    return str(version.version) if version is not None else None
+
+
+def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path, tmp_path: Path) -> None:
+    import mlflow
+    import pandas as pd
+
+    spec = make_spec(tmp_path, bikes_data("bikes_e2e"))
+    first = run_training(spec, WINTER)
+    assert str(first.state) == "success", states(first)
+
+    client = registry()
+    assert champion_version(client, "bikes_e2e") == "1"
+    version = client.get_model_version("bikes_e2e", "1")
+    assert version.tags["mlc.dag_id"] == "mlc_bikes_e2e_train"
+    assert version.tags["mlc.run_id"] == first.run_id
+    assert version.tags["mlc.window_end"] == "2011-04-01T00:00:00+00:00"
+    assert version.tags["mlc.promoted"] == "true"
+    assert Path(version.tags["mlc.train_data_uri"]).exists()
+    run = client.get_run(version.run_id)
+    assert run.data.metrics["eval_rmse"] < 150
+    assert run.data.tags["mlc.run_id"] == first.run_id
+
+    model = mlflow.pyfunc.load_model("models:/bikes_e2e@champion")
+    rows = pd.read_parquet(version.tags["mlc.test_data_uri"])
+    assert model.predict(rows[spec.features.columns]).shape == (len(rows),)
+
+    snapshot_dir = tmp_path / "artifacts" / "bikes_e2e" / "mlc_bikes_e2e_train"
+    assert len(list(snapshot_dir.glob("*/ingest/snapshot.parquet"))) == 1
+    assert len(list(snapshot_dir.glob("*/validate/validation.html"))) == 1
+
+    dummy = bikes_data("bikes_e2e")
+    dummy["model"] = {"estimator": "sklearn.dummy.DummyRegressor", "params": {}}
+    worse = run_training(make_spec(tmp_path, dummy), WINTER)
+    assert str(worse.state) == "success", states(worse)
+    assert champion_version(client, "bikes_e2e") == "1"
+    challenger = client.get_model_version_by_alias("bikes_e2e", "challenger")
+    assert challenger.version == 2
+    assert challenger.tags["mlc.promoted"] == "false"
+    assert "does not beat the champion" in challenger.tags["mlc.promotion_reason"]
+
+
+def test_classification_run_promotes_a_model_that_predicts(airflow_db: Path, tmp_path: Path) -> None:
+    import mlflow
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame["size_band"] = pd.cut(frame["mean_radius"], 3, labels=["small", "medium", "large"]).astype(str)
+    frame.to_csv(tmp_path / "cancer.csv", index=False)
+    features = ["mean_radius", "mean_texture", "mean_smoothness", "worst_area"]
+    spec = make_spec(
+        tmp_path,
+        {
+            "name": "cancer_e2e",
+            "task": "classification",
+            "source": {"path": str(tmp_path / "cancer.csv")},
+            "target": "target",
+            "features": {"numeric": features, "categorical": ["size_band"]},
+            "model": {
+                "estimator": "sklearn.linear_model.LogisticRegression",
+                "params": {"max_iter": 500},
+                "search": {"method": "grid", "cv": 3, "space": {"C": [0.1, 1.0]}},
+            },
+            "split": {"method": "random", "test_size": 0.25, "seed": 7},
+            "gates": {"metric": "f1", "min": 0.8},
+            "contract": {"min_rows": 100, "categories": {"size_band": ["small", "medium", "large"]}},
+        },
+    )
+    dag_run = run_training(spec)
+    assert str(dag_run.state) == "success", states(dag_run)
+    client = registry()
+    assert champion_version(client, "cancer_e2e") == "1"
+    run = client.get_run(client.get_model_version("cancer_e2e", "1").run_id)
+    assert {"eval_accuracy", "eval_f1", "eval_roc_auc", "eval_precision", "eval_recall"} <= set(run.data.metrics)
+    model = mlflow.pyfunc.load_model("models:/cancer_e2e@champion")
+    predictions = model.predict(frame[[*features, "size_band"]].head(10))
+    assert predictions.shape == (10,)
+    assert set(predictions) <= {0, 1}
+
+
+def rename_target(data: dict) -> None:
+    """A spec whose target column the data does not have."""
+    data["target"] = "riders"
+    data["contract"]["ranges"]["riders"] = data["contract"]["ranges"].pop("bikers")
+
+
+@pytest.mark.parametrize(
+    ("change", "conf", "failed_task", "message"),
+    [
+        (rename_target, WINTER, "validate", "column 'riders': required by the spec but missing"),
+        (lambda d: None, {"window_start": "1999-01-01", "window_end": "1999-02-01"}, "ingest", "no rows in the data window"),
+        (
+            lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchRegressor"),
+            WINTER,
+            "train",
+            "has no estimator class 'NoSuchRegressor'",
+        ),
+    ],
+    ids=["missing-target", "empty-window", "unknown-estimator"],
+)
+def test_bad_input_fails_clearly_and_moves_no_alias(
+    airflow_db: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], change, conf, failed_task, message
+) -> None:
+    name = f"bad_{failed_task}"
+    data = bikes_data(name)
+    change(data)
+    dag_run = run_training(make_spec(tmp_path, data), conf)
+    output = capfd.readouterr()
+    assert str(dag_run.state) == "failed"
+    assert states(dag_run)[failed_task] == "failed"
+    assert message in output.out + output.err
+    client = registry()
+    assert champion_version(client, name) is None
+    assert client.search_model_versions(f"name = '{name}'") == []
+
+
+def test_dry_run_trains_but_changes_no_alias(airflow_db: Path, tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, bikes_data("bikes_dry"))
+    dag_run = run_training(spec, {**WINTER, "dry_run": True})
+    assert str(dag_run.state) == "success", states(dag_run)
+    client = registry()
+    assert champion_version(client, "bikes_dry") is None
+    assert client.search_model_versions("name = 'bikes_dry'") == []
