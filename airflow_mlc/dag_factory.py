@@ -1,4 +1,6 @@
-"""Template DAGs: every spec becomes ``mlc_<name>_train`` (ingest >> validate >> prepare >> train >> evaluate >> register).
+"""Template DAGs: every spec becomes ``mlc_<name>_train``.
+
+The chain is ingest >> validate >> prepare >> train >> evaluate >> register.
 
 Only the spec module and the operator classes are imported here, so parsing stays cheap.
 """
@@ -74,7 +76,7 @@ def training_dag(spec: ModelLifecycleSpec) -> DAG:
             training=train.output,
             evaluation=evaluate.output,
             force_promote="{{ params.force_promote }}",
-            dry_run="{{ params.dry_run }}",
+            registry_dry_run="{{ params.dry_run }}",
             **common,
         )
         validate >> prepare

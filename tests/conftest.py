@@ -43,7 +43,7 @@ def airflow_db(airflow_home: Path) -> Path:
 
 
 @pytest.fixture
-def bikes() -> "pd.DataFrame":  # noqa: F821 - pandas is imported lazily
+def bikes() -> pd.DataFrame:  # noqa: F821 - pandas is imported lazily
     import pandas as pd
 
     return pd.read_csv(BIKES_CSV)

@@ -25,7 +25,10 @@ class Evaluation:
 
 
 def effective_gates(
-    gates: GatesSpec, max_value: float | None = None, min_value: float | None = None, min_improvement: float | None = None
+    gates: GatesSpec,
+    max_value: float | None = None,
+    min_value: float | None = None,
+    min_improvement: float | None = None,
 ) -> GatesSpec:
     """The spec's gates with any of the run's overrides (from the trigger form) applied."""
     overrides = {"max": max_value, "min": min_value, "min_improvement": min_improvement}

@@ -25,7 +25,9 @@ class IngestResult:
         return asdict(self)
 
 
-def read_source(source: SourceSpec, window: Window, options: dict[str, Any] | None = None, engine: Any = None) -> pd.DataFrame:
+def read_source(
+    source: SourceSpec, window: Window, options: dict[str, Any] | None = None, engine: Any = None
+) -> pd.DataFrame:
     """Read the rows of ``source`` inside ``window``.
 
     A file source is filtered on its time column. A SQL query gets the window as the bind

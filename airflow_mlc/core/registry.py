@@ -99,7 +99,9 @@ def register_and_promote(
     promote, reason = decide(passed, reasons, force, version_tags.get(tracking.TAG_WINDOW_END), champion)
     if dry_run:
         version = str(existing.version) if existing is not None else None
-        return Decision(model, version, False, champion_version, None, f"dry run; would promote: {promote} ({reason})", True)
+        return Decision(
+            model, version, False, champion_version, None, f"dry run; would promote: {promote} ({reason})", True
+        )
 
     if existing is None:
         existing = mlflow.register_model(model_uri, model, tags=version_tags)

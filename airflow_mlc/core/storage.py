@@ -47,7 +47,7 @@ def _local_path(uri: str) -> Path:
 
 
 def options_for(uri: str, options: dict[str, Any]) -> dict[str, Any] | None:
-    """fsspec options apply to remote URIs only; pandas rejects them for local paths."""
+    """Fsspec options apply to remote URIs only; pandas rejects them for local paths."""
     return options if is_remote(uri) and options else None
 
 

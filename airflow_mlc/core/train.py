@@ -148,6 +148,7 @@ def train_and_log(
     an unfinished earlier attempt is deleted, so the experiment never holds duplicates.
     """
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.models import infer_signature
 
     client = target.activate()
@@ -163,13 +164,15 @@ def train_and_log(
     test_metrics = score_model(model, test, spec.features.columns, spec.target, spec.task)
     x_test = test[spec.features.columns]
     with mlflow.start_run(experiment_id=experiment_id, tags=run_tags) as run:
-        mlflow.log_params({"estimator": spec.model.estimator, **{f"param.{k}": v for k, v in spec.model.params.items()}})
+        mlflow.log_params(
+            {"estimator": spec.model.estimator, **{f"param.{k}": v for k, v in spec.model.params.items()}}
+        )
         mlflow.log_params({f"best.{k}": v for k, v in best_params.items()})
         if cv_score is not None:
             mlflow.log_metric("cv_score", cv_score)
         mlflow.log_metrics({f"test_{k}": v for k, v in test_metrics.items()})
         for frame, uri, context in ((train, data_uris[0], "training"), (test, data_uris[1], "testing")):
-            dataset = mlflow.data.from_pandas(frame, source=uri, targets=spec.target, name=f"{spec.name}-{context}")
+            dataset = from_pandas(frame, source=uri, targets=spec.target, name=f"{spec.name}-{context}")
             mlflow.log_input(dataset, context=context)
         signature = infer_signature(x_test.head(100), model.predict(x_test.head(100)))
         info = mlflow.sklearn.log_model(

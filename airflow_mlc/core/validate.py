@@ -27,7 +27,9 @@ def structural_violations(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> list
     """What Evidently cannot check: columns present, their types, a usable target."""
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
-        return [f"column {c!r}: required by the spec but missing (columns present: {list(frame.columns)})" for c in missing]
+        return [
+            f"column {c!r}: required by the spec but missing (columns present: {list(frame.columns)})" for c in missing
+        ]
     found = []
     for column in spec.features.numeric:
         if not pd.api.types.is_numeric_dtype(frame[column]):
@@ -38,7 +40,9 @@ def structural_violations(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> list
     elif spec.task == "regression" and not pd.api.types.is_numeric_dtype(target):
         found.append(f"target {spec.target!r}: a regression target must be numeric, found dtype {target.dtype}")
     elif spec.task == "classification" and target.nunique() < 2:
-        found.append(f"target {spec.target!r}: a classification target needs 2 or more classes, found {target.nunique()}")
+        found.append(
+            f"target {spec.target!r}: a classification target needs 2 or more classes, found {target.nunique()}"
+        )
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -15,12 +15,27 @@ from airflow_mlc.hooks.mlflow import MLflowHook, airflow_home
 from airflow_mlc.spec import ModelLifecycleSpec, load_spec
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, XComArg
 
     from airflow_mlc.core.storage import Storage
 
 
-def uri_of(value: str | Mapping[str, Any], key: str = "uri") -> str:
+#: An upstream result: a URI, a result dict, or (when the DAG is built) the upstream task's ``.output``.
+Upstream = Union[str, Mapping[str, Any], "XComArg"]
+
+
+#: An upstream task's result dict, or its ``.output`` while the DAG is built.
+UpstreamResult = Union[Mapping[str, Any], "XComArg"]
+
+
+def result_of(value: UpstreamResult, name: str) -> Mapping[str, Any]:
+    """The rendered result of an upstream task, checked to be one."""
+    if not isinstance(value, Mapping):
+        raise BadInputError(f"{name} must be an upstream task's result (a mapping), not {value!r}")
+    return value
+
+
+def uri_of(value: Upstream, key: str = "uri") -> str:
     """A URI given directly, or read from an upstream task's result (``ingest.output``)."""
     if isinstance(value, Mapping):
         return str(value[key])

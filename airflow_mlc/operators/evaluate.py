@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
-from airflow_mlc.operators.base import MLCBaseOperator
+from airflow_mlc.operators.base import MLCBaseOperator, Upstream, UpstreamResult, result_of, uri_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,8 +34,8 @@ class EvaluateModelOperator(MLCBaseOperator):
     def __init__(
         self,
         *,
-        split: Mapping[str, Any] | str,
-        training: Mapping[str, Any],
+        split: Upstream,
+        training: UpstreamResult,
         gate_max: float | str | None = None,
         gate_min: float | str | None = None,
         min_improvement: float | str | None = None,
@@ -54,27 +54,29 @@ class EvaluateModelOperator(MLCBaseOperator):
         from airflow_mlc.core.evaluate import effective_gates, evaluate
         from airflow_mlc.core.registry import CHAMPION, version_by_alias
         from airflow_mlc.core.storage import read_parquet
-        from airflow_mlc.operators.base import uri_of
 
         spec = self.model_spec
+        training = result_of(self.training, "training")
         client = self.mlflow_hook.get_conn().activate()
         test = read_parquet(uri_of(self.split, "test_uri"), self.storage.options)
-        candidate = mlflow.sklearn.load_model(self.training["model_uri"])
+        candidate = mlflow.sklearn.load_model(training["model_uri"])
         champion_version = version_by_alias(client, spec.registered_model_name, CHAMPION)
         champion = None
         if champion_version is not None:
             champion = mlflow.sklearn.load_model(f"models:/{spec.registered_model_name}@{CHAMPION}")
-        gates = effective_gates(spec.gates, _number(self.gate_max), _number(self.gate_min), _number(self.min_improvement))
+        gates = effective_gates(
+            spec.gates, _number(self.gate_max), _number(self.gate_min), _number(self.min_improvement)
+        )
         result = evaluate(
             spec, candidate, test, gates, champion, str(champion_version.version) if champion_version else None
         )
-        run_id = self.training["run_id"]
+        run_id = training["run_id"]
         client.log_batch(run_id, metrics=_metrics({f"eval_{k}": v for k, v in result.metrics.items()}))
         if result.champion_metrics:
             client.log_batch(run_id, metrics=_metrics({f"champion_{k}": v for k, v in result.champion_metrics.items()}))
         client.set_tag(run_id, "mlc.gate_passed", str(result.passed).lower())
         self.log.info("Gate %s: %s", "passed" if result.passed else "failed", "; ".join(result.reasons))
-        MLflowRunLink.persist(context, run_url(self.mlflow_hook.ui_url(), self.training["experiment_id"], run_id))
+        MLflowRunLink.persist(context, run_url(self.mlflow_hook.ui_url(), training["experiment_id"], run_id))
         return result.as_dict()
 
 

@@ -67,5 +67,7 @@ class IngestOperator(MLCBaseOperator):
         source = self.model_spec.source
         if source.sql is None or source.conn_id is None:
             return None
-        hook = self.get_connection(source.conn_id).get_hook()
+        from airflow.sdk import BaseHook
+
+        hook = BaseHook.get_connection(source.conn_id).get_hook()
         return hook.get_sqlalchemy_engine()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlc.operators.base import MLCBaseOperator, uri_of
+from airflow_mlc.operators.base import MLCBaseOperator, Upstream, uri_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,7 +20,7 @@ class PrepareDataOperator(MLCBaseOperator):
 
     template_fields: Sequence[str] = ("snapshot",)
 
-    def __init__(self, *, snapshot: str | Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, snapshot: Upstream, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.snapshot = snapshot
 

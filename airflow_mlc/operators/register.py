@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowModelVersionLink, model_version_url
-from airflow_mlc.operators.base import MLCBaseOperator
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,53 +18,56 @@ class RegisterModelOperator(MLCBaseOperator):
     ``champion`` moves only when the evaluation passed (or ``force_promote`` is true) and the
     candidate's data does not end before the champion's. The version carries the decision, its
     reason and the previous champion as tags (``mlc.*``), with the training run's tags. With
-    ``dry_run`` nothing in the registry changes.
+    ``registry_dry_run`` nothing in the registry changes.
 
     :param training: the train task's result (``run_id``, ``model_uri``).
     :param evaluation: the evaluate task's result (``passed``, ``reasons``).
     :param force_promote: promote even when the gates failed (templated).
-    :param dry_run: report the decision without touching the registry (templated).
+    :param registry_dry_run: report the decision without touching the registry (templated).
     :return: ``{"model", "version", "promoted", "champion", "previous_champion", "reason", "dry_run"}``.
     """
 
-    template_fields: Sequence[str] = ("training", "evaluation", "force_promote", "dry_run")
+    template_fields: Sequence[str] = ("training", "evaluation", "force_promote", "registry_dry_run")
     operator_extra_links = (MLflowModelVersionLink(),)
 
     def __init__(
         self,
         *,
-        training: Mapping[str, Any],
-        evaluation: Mapping[str, Any],
+        training: UpstreamResult,
+        evaluation: UpstreamResult,
         force_promote: bool | str = False,
-        dry_run: bool | str = False,
+        registry_dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.training = training
         self.evaluation = evaluation
         self.force_promote = force_promote
-        self.dry_run = dry_run
+        self.registry_dry_run = registry_dry_run
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
         from airflow_mlc.core.registry import register_and_promote
 
         spec = self.model_spec
+        training, evaluation = result_of(self.training, "training"), result_of(self.evaluation, "evaluation")
         client = self.mlflow_hook.get_conn().activate()
-        run_id = self.training["run_id"]
+        run_id = training["run_id"]
         run_tags = client.get_run(run_id).data.tags
         version_tags = {k: v for k, v in run_tags.items() if k.startswith("mlc.")}
         decision = register_and_promote(
             client,
             spec.registered_model_name,
-            self.training["model_uri"],
+            training["model_uri"],
             run_id,
-            bool(self.evaluation["passed"]),
-            list(self.evaluation["reasons"]),
+            bool(evaluation["passed"]),
+            list(evaluation["reasons"]),
             version_tags,
             force=_flag(self.force_promote),
-            dry_run=_flag(self.dry_run),
+            dry_run=_flag(self.registry_dry_run),
         )
-        self.log.info("%s version %s: promoted=%s (%s)", decision.model, decision.version, decision.promoted, decision.reason)
+        self.log.info(
+            "%s version %s: promoted=%s (%s)", decision.model, decision.version, decision.promoted, decision.reason
+        )
         url = model_version_url(self.mlflow_hook.ui_url(), decision.model, decision.version)
         MLflowModelVersionLink.persist(context, url)
         return decision.as_dict()

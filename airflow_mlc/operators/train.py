@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
-from airflow_mlc.operators.base import MLCBaseOperator
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -25,7 +25,7 @@ class TrainModelOperator(MLCBaseOperator):
     template_fields: Sequence[str] = ("split",)
     operator_extra_links = (MLflowRunLink(),)
 
-    def __init__(self, *, split: Mapping[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, split: UpstreamResult, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.split = split
 
@@ -34,7 +34,7 @@ class TrainModelOperator(MLCBaseOperator):
         from airflow_mlc.core.storage import read_parquet
         from airflow_mlc.core.train import train_and_log
 
-        split, options = self.split, self.storage.options
+        split, options = result_of(self.split, "split"), self.storage.options
         window = split.get("window") or {}
         tags = {
             **self.run_tags(context),

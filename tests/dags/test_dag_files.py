@@ -33,8 +33,23 @@ def test_every_spec_yields_its_training_dag() -> None:
     bag = dag_bag()
     assert bag.import_errors == {}
     dag = bag.dags["mlc_bikes_train"]
-    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "validate", "prepare", "train", "evaluate", "register"]
-    assert set(dag.params) == {"window_start", "window_end", "gate_max", "gate_min", "min_improvement", "dry_run", "force_promote"}
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "ingest",
+        "validate",
+        "prepare",
+        "train",
+        "evaluate",
+        "register",
+    ]
+    assert set(dag.params) == {
+        "window_start",
+        "window_end",
+        "gate_max",
+        "gate_min",
+        "min_improvement",
+        "dry_run",
+        "force_promote",
+    }
     assert dag.params["gate_max"] == 150
     assert dag.get_task("register").upstream_task_ids == {"train", "evaluate"}
 
@@ -61,7 +76,9 @@ def test_parsing_the_dags_loads_no_heavy_library() -> None:
         print([m for m in {HEAVY!r} if m in sys.modules])
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=os.environ.copy())
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=os.environ.copy()
+    )
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
@@ -83,9 +100,13 @@ def test_provider_info_matches_airflows_schema() -> None:
 def test_airflow_lists_the_provider_and_its_connection_type() -> None:
     airflow = Path(sys.executable).with_name("airflow")
     env = os.environ.copy()
-    providers = subprocess.run([str(airflow), "providers", "list", "-o", "json"], capture_output=True, text=True, env=env, check=True)
+    providers = subprocess.run(
+        [str(airflow), "providers", "list", "-o", "json"], capture_output=True, text=True, env=env, check=True
+    )
     assert any(p["package_name"] == "airflow-mlc" for p in json.loads(providers.stdout))
-    hooks = subprocess.run([str(airflow), "providers", "hooks", "-o", "json"], capture_output=True, text=True, env=env, check=True)
+    hooks = subprocess.run(
+        [str(airflow), "providers", "hooks", "-o", "json"], capture_output=True, text=True, env=env, check=True
+    )
     assert any(h.get("connection_type") == "mlflow" for h in json.loads(hooks.stdout))
 
 

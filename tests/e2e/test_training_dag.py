@@ -52,9 +52,8 @@ def run_training(spec, conf: dict | None = None):
 
 
 def states(dag_run) -> dict[str, str]:
-    from airflow.utils.session import create_session
-
     from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
 
     with create_session() as session:
         tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
@@ -163,7 +162,12 @@ def rename_target(data: dict) -> None:
     ("change", "conf", "failed_task", "message"),
     [
         (rename_target, WINTER, "validate", "column 'riders': required by the spec but missing"),
-        (lambda d: None, {"window_start": "1999-01-01", "window_end": "1999-02-01"}, "ingest", "no rows in the data window"),
+        (
+            lambda d: None,
+            {"window_start": "1999-01-01", "window_end": "1999-02-01"},
+            "ingest",
+            "no rows in the data window",
+        ),
         (
             lambda d: d["model"].update(estimator="sklearn.ensemble.NoSuchRegressor"),
             WINTER,

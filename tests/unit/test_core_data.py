@@ -131,7 +131,9 @@ def test_random_split_is_deterministic(spec, bikes: pd.DataFrame) -> None:
 def test_prepare_drops_missing_targets_and_writes_both_sides(spec, bikes: pd.DataFrame, tmp_path: Path) -> None:
     bikes.loc[:9, "bikers"] = np.nan
     storage.write_parquet(bikes, str(tmp_path / "snap.parquet"))
-    result = prepare(spec, str(tmp_path / "snap.parquet"), str(tmp_path / "train.parquet"), str(tmp_path / "test.parquet"))
+    result = prepare(
+        spec, str(tmp_path / "snap.parquet"), str(tmp_path / "train.parquet"), str(tmp_path / "test.parquet")
+    )
     assert result.dropped_rows == 10
     assert result.train_rows + result.test_rows == len(bikes) - 10
     assert len(pd.read_parquet(result.test_uri)) == result.test_rows

@@ -90,7 +90,9 @@ def test_search_picks_from_the_space(spec, winter) -> None:
     from airflow_mlc.spec import SearchSpec
 
     search = SearchSpec(method="grid", cv=2, space={"learning_rate": [0.05, 0.2]})
-    model, best, cv_score = fit(spec.model_copy(update={"model": spec.model.model_copy(update={"search": search})}), winter[0])
+    model, best, cv_score = fit(
+        spec.model_copy(update={"model": spec.model.model_copy(update={"search": search})}), winter[0]
+    )
     assert best["learning_rate"] in (0.05, 0.2)
     assert cv_score is not None and cv_score > 0  # an RMSE, sign restored
     assert model.named_steps["model"].learning_rate == best["learning_rate"]
@@ -133,11 +135,15 @@ def test_promotion_follows_the_gates(spec, winter, target) -> None:
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
     worse = train_and_log(spec, train, test, target, tags_for("worse"), ("a", "b"))
-    dry = register_and_promote(client, name, worse.model_uri, worse.run_id, False, ["bad"], tags_for("worse"), dry_run=True)
+    dry = register_and_promote(
+        client, name, worse.model_uri, worse.run_id, False, ["bad"], tags_for("worse"), dry_run=True
+    )
     assert dry.dry_run and dry.version is None
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
-    kept = register_and_promote(client, name, worse.model_uri, worse.run_id, False, ["rmse too high"], tags_for("worse"))
+    kept = register_and_promote(
+        client, name, worse.model_uri, worse.run_id, False, ["rmse too high"], tags_for("worse")
+    )
     assert not kept.promoted and kept.champion == first.version
     assert version_by_alias(client, name, CHAMPION).version == int(first.version)
     assert version_by_alias(client, name, CHALLENGER).version == int(kept.version)
@@ -152,8 +158,12 @@ def test_a_backfill_never_takes_champion_unless_forced(spec, winter, target) -> 
     name = "bikes_backfill"
     new = train_and_log(spec, train, test, target, tags_for("new", "2011-06-01T00:00:00+00:00"), ("a", "b"))
     old = train_and_log(spec, train, test, target, tags_for("old", "2011-02-01T00:00:00+00:00"), ("a", "b"))
-    current = register_and_promote(client, name, new.model_uri, new.run_id, True, ["ok"], tags_for("new", "2011-06-01T00:00:00+00:00"))
-    backfill = register_and_promote(client, name, old.model_uri, old.run_id, True, ["ok"], tags_for("old", "2011-02-01T00:00:00+00:00"))
+    current = register_and_promote(
+        client, name, new.model_uri, new.run_id, True, ["ok"], tags_for("new", "2011-06-01T00:00:00+00:00")
+    )
+    backfill = register_and_promote(
+        client, name, old.model_uri, old.run_id, True, ["ok"], tags_for("old", "2011-02-01T00:00:00+00:00")
+    )
     assert not backfill.promoted and "a backfill" in backfill.reason
     assert version_by_alias(client, name, CHAMPION).version == int(current.version)
     forced = register_and_promote(

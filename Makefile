@@ -1,0 +1,39 @@
+# airflow-mlc: `make demo` runs the demo, `make test` runs every check. Both create .venv first.
+SHELL := /bin/bash
+PYTHON_VERSION ?= 3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
+DEMO_HOME ?= $(CURDIR)/.mlc/airflow
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint typecheck lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	uv pip install --quiet --python $(BIN)/python -r constraints.txt
+	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_mlc dags tests scripts
+	$(BIN)/ruff format --check airflow_mlc dags tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy airflow_mlc
+
+test: lint typecheck
+	$(BIN)/python -m pytest
+
+# Re-pin every dependency (CI installs exactly constraints.txt).
+lock:
+	uv pip compile pyproject.toml --extra dev --python $(PYTHON_VERSION) -c <(echo "apache-airflow>=3.3") --upgrade -o constraints.txt
+
+clean:
+	rm -rf $(VENV) .mlc
