@@ -203,7 +203,18 @@ class ModelLifecycleSpec(_Strict):
         for column in [*self.contract.ranges, *self.contract.categories]:
             if column not in self.columns:
                 raise ValueError(f"the contract names {column!r}, which is neither a feature nor the target")
+        for column in self.contract.ranges:
+            if column not in self.numeric_columns:
+                raise ValueError(f"contract.ranges.{column}: ranges apply to numeric features or a regression target")
+        for column in self.contract.categories:
+            if column not in self.features.categorical:
+                raise ValueError(f"contract.categories.{column}: allowed values apply to categorical features only")
         return self
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        """Numeric features, plus the target of a regression."""
+        return [*self.features.numeric, *([self.target] if self.task == "regression" else [])]
 
     @property
     def columns(self) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_mlc.core.metrics import improves, score_model
+from airflow_mlc.errors import BadInputError
 from airflow_mlc.spec import GatesSpec, ModelLifecycleSpec
 
 
@@ -40,6 +41,11 @@ def apply_gates(
 ) -> tuple[bool, list[str]]:
     """Absolute thresholds first, then the margin over the champion; returns (passed, reasons)."""
     name = gates.metric
+    if name not in metrics:
+        raise BadInputError(
+            f"gates.metric {name!r} could not be computed for this model and test set (computed: {sorted(metrics)}); "
+            "roc_auc needs an estimator with predict_proba and a test set with more than one class"
+        )
     value = metrics[name]
     reasons = []
     if gates.max is not None and value > gates.max:

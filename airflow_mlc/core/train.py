@@ -145,7 +145,8 @@ def train_and_log(
 
     ``run_tags`` identify the Airflow task (``mlc.dag_id``, ``mlc.run_id``, ``mlc.task_id``): a retry
     finds its finished run again (same data fingerprint) and returns it instead of training twice;
-    an unfinished earlier attempt is deleted, so the experiment never holds duplicates.
+    an unfinished earlier attempt is deleted. A finished run on other data is kept (it may be
+    registered) and a new run is logged beside it.
     """
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
@@ -156,9 +157,11 @@ def train_and_log(
     key = {k: run_tags[k] for k in (tracking.TAG_DAG_ID, tracking.TAG_RUN_ID, tracking.TAG_TASK_ID)}
     for run in tracking.find_runs(client, experiment_id, key):
         same_data = run.data.tags.get(tracking.TAG_FINGERPRINT) == run_tags.get(tracking.TAG_FINGERPRINT)
-        if run.info.status == "FINISHED" and same_data and TAG_MODEL_URI in run.data.tags:
+        finished = run.info.status == "FINISHED" and TAG_MODEL_URI in run.data.tags
+        if finished and same_data:
             return _result_from_run(run)
-        client.delete_run(run.info.run_id)
+        if not finished:
+            client.delete_run(run.info.run_id)
 
     model, best_params, cv_score = fit(spec, train)
     test_metrics = score_model(model, test, spec.features.columns, spec.target, spec.task)

@@ -64,7 +64,7 @@ def _contract_metrics(spec: ModelLifecycleSpec, frame: pd.DataFrame) -> list[Any
     for column in spec.columns:
         null_share = contract.max_null_share if column != spec.target or not spec.cleaning.drop_missing_target else 1.0
         metrics.append(MissingValueCount(column=column, share_tests=[lte(null_share)]))
-    for column in spec.features.numeric + ([spec.target] if spec.task == "regression" else []):
+    for column in spec.numeric_columns:
         bounds = contract.ranges.get(column)
         metrics.append(MinValue(column=column, tests=[gte(bounds.min)] if bounds and bounds.min is not None else []))
         metrics.append(MaxValue(column=column, tests=[lte(bounds.max)] if bounds and bounds.max is not None else []))
@@ -80,7 +80,7 @@ def _contract_metrics(spec: ModelLifecycleSpec, frame: pd.DataFrame) -> list[Any
 def _evidently_dataset(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> Any:
     from evidently import DataDefinition, Dataset
 
-    numeric = [*spec.features.numeric] + ([spec.target] if spec.task == "regression" else [])
+    numeric = spec.numeric_columns
     categorical = [c for c in spec.columns if c not in numeric]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     return Dataset.from_pandas(frame[spec.columns], data_definition=definition)

@@ -28,23 +28,27 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def parse_moment(value: str | datetime | None, field: str = "time") -> datetime | None:
+def parse_moment(value: str | int | float | datetime | None, field: str = "time") -> datetime | None:
     """A datetime from an ISO 8601 string or a datetime; naive values are taken as UTC."""
     if value is None or value == "":
         return None
+    if isinstance(value, int | float):  # a date such as 20110401, turned into a number by native rendering
+        value = str(int(value))
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise BadInputError(f"{field} {value!r} is not an ISO 8601 date or time") from None
+    if type(value) is not datetime:  # a pendulum DateTime from Airflow's context: make it a plain datetime
+        value = datetime.fromisoformat(value.isoformat())
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
 
 
 def resolve_window(
-    start: str | datetime | None,
-    end: str | datetime | None,
+    start: str | int | datetime | None,
+    end: str | int | datetime | None,
     default_end: datetime | None,
     lookback_days: int | None,
 ) -> Window:

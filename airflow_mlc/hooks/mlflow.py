@@ -10,6 +10,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_mlc.core.tracking import MlflowTarget, embedded_target
+from airflow_mlc.errors import BadInputError
 
 #: The MLflow UI address shown for the embedded SQLite store (``mlflow ui`` listens there by default).
 EMBEDDED_UI_URL = "http://127.0.0.1:5000"
@@ -57,12 +58,16 @@ class MLflowHook(BaseHook):
         try:
             connection = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
+            if self.mlflow_conn_id != self.default_conn_name:  # a named connection that is missing is a mistake
+                raise BadInputError(f"MLflow connection {self.mlflow_conn_id!r} does not exist") from None
             self.log.info("No connection %r: using the embedded MLflow store", self.mlflow_conn_id)
             return embedded_target(airflow_home())
         extra = connection.extra_dejson
         tracking_uri = extra.get("tracking_uri") or _uri_from(connection.host or "", connection.port)
         if not tracking_uri:
-            raise ValueError(f"connection {self.mlflow_conn_id!r} gives no tracking URI (host or extra tracking_uri)")
+            raise BadInputError(
+                f"connection {self.mlflow_conn_id!r} gives no tracking URI (host or extra tracking_uri)"
+            )
         env = {}
         if connection.login and connection.password:
             env = {"MLFLOW_TRACKING_USERNAME": connection.login, "MLFLOW_TRACKING_PASSWORD": connection.password}

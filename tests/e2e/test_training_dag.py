@@ -200,3 +200,20 @@ def test_dry_run_trains_but_changes_no_alias(airflow_db: Path, tmp_path: Path) -
     client = registry()
     assert champion_version(client, "bikes_dry") is None
     assert client.search_model_versions("name = 'bikes_dry'") == []
+
+
+def test_a_run_for_a_past_date_reads_that_dates_window(airflow_db: Path, tmp_path: Path) -> None:
+    """As a backfill does: no window in the form, so the window is the lookback before the run's data end."""
+    from datetime import datetime, timezone
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import DAGS_DIR
+
+    make_spec(tmp_path, bikes_data("bikes_past"))
+    dag = DagBag(dag_folder=str(DAGS_DIR)).dags["mlc_bikes_past_train"]
+    dag_run = dag.test(logical_date=datetime(2011, 4, 1, tzinfo=timezone.utc))
+    assert str(dag_run.state) == "success", states(dag_run)
+    version = registry().get_model_version("bikes_past", "1")
+    assert version.tags["mlc.window_start"] == "2011-01-01T00:00:00+00:00"
+    assert version.tags["mlc.window_end"] == "2011-04-01T00:00:00+00:00"

@@ -33,10 +33,22 @@ def test_window_defaults_to_lookback_before_the_run_end() -> None:
     assert window == Window(datetime(2011, 1, 1, tzinfo=UTC), end)
 
 
+def test_airflows_pendulum_times_work_as_the_default_end() -> None:
+    import pendulum
+
+    window = resolve_window(None, None, pendulum.datetime(2011, 4, 1, tz="UTC"), lookback_days=90)
+    assert window == Window(datetime(2011, 1, 1, tzinfo=UTC), datetime(2011, 4, 1, tzinfo=UTC))
+    assert type(window.end) is datetime
+
+
 def test_explicit_window_wins_and_naive_times_are_utc() -> None:
     window = resolve_window("2011-02-01", "2011-03-01T00:00:00", datetime(2020, 1, 1, tzinfo=UTC), 90)
     assert window.start == datetime(2011, 2, 1, tzinfo=UTC)
     assert window.end == datetime(2011, 3, 1, tzinfo=UTC)
+
+
+def test_a_date_rendered_as_a_number_still_reads() -> None:
+    assert resolve_window(20110201, None, None, None).start == datetime(2011, 2, 1, tzinfo=UTC)
 
 
 def test_bad_window_bounds_are_refused() -> None:

@@ -69,6 +69,11 @@ def test_gates_report_every_reason() -> None:
     assert effective_gates(gates).max == 50.0
 
 
+def test_a_gate_metric_that_could_not_be_computed_is_a_clear_error() -> None:
+    with pytest.raises(BadInputError, match="gates.metric 'roc_auc' could not be computed"):
+        apply_gates({"accuracy": 0.9}, GatesSpec(metric="roc_auc", min=0.5), None)
+
+
 def test_unknown_estimator_paths_are_clear() -> None:
     with pytest.raises(BadInputError, match="cannot import module 'sklearn.nowhere'"):
         load_estimator_class("sklearn.nowhere.Model")

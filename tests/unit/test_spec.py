@@ -55,6 +55,8 @@ def test_a_typo_names_the_file_and_the_field(tmp_path: Path) -> None:
         (lambda d: d["model"].update(estimator="Ridge"), "is not an import path"),
         (lambda d: d["contract"]["ranges"].update(nope={"min": 0}), "the contract names 'nope'"),
         (lambda d: d["source"].update(sql="select 1"), "give exactly one of 'path'"),
+        (lambda d: d["contract"]["ranges"].update(weathersit={"min": 0}), "contract.ranges.weathersit: ranges apply"),
+        (lambda d: d["contract"]["categories"].update(temp=[0.1]), "contract.categories.temp: allowed values apply"),
         (lambda d: d.update(name="bad name"), "name: String should match pattern"),
     ],
 )
