@@ -30,9 +30,9 @@ def read_source(
 ) -> pd.DataFrame:
     """Read the rows of ``source`` inside ``window``.
 
-    A file source is filtered on its time column. A SQL query gets the window as the bind
-    parameters ``:window_start`` and ``:window_end`` (and is not filtered again unless it returns the
-    time column). ``engine`` is a SQLAlchemy engine or URL for a SQL source.
+    A SQL query gets the window as the bind parameters ``:window_start`` and ``:window_end``. Rows of
+    any source are then kept only inside the window on ``time_column``, when the spec names one (it
+    must be in the result). ``engine`` is a SQLAlchemy engine or URL for a SQL source.
     """
     if source.sql is not None:
         frame = _read_sql(source.sql, engine or source.url, window)

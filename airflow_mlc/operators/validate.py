@@ -16,8 +16,9 @@ class ValidateDataOperator(MLCBaseOperator):
     """Check a snapshot against the spec's contract; fail (without retries) when it is broken.
 
     Checks: required columns, numeric types, a usable target, then Evidently tests for the row count,
-    the share of nulls per column, allowed ranges and allowed categories. The Evidently report is
-    written as ``validation.html`` (and ``.json``) beside the task's other outputs, pass or fail.
+    the share of nulls per column, allowed ranges and allowed categories. Once the columns and types
+    are right, the Evidently report is written as ``validation.html`` (and ``.json``) beside the
+    task's other outputs, whether its tests pass or fail.
 
     :param snapshot: the snapshot's URI, or the ingest task's result (templated).
     :return: ``{"passed", "rows", "violations", "report_uri", "tests_run"}``.
