@@ -21,7 +21,7 @@ TAG_TEST_DATA = "mlc.test_data_uri"
 
 @dataclass(frozen=True)
 class MlflowTarget:
-    """Where MLflow lives: the tracking URI, an optional registry URI, and credentials.
+    """Where MLflow lives: the tracking URI, an optional registry URI, credentials, and the UI's address.
 
     ``env`` holds MLflow's own credential variables (``MLFLOW_TRACKING_TOKEN`` ...); they are set in
     the process environment when the target is activated and never logged.
@@ -30,6 +30,7 @@ class MlflowTarget:
     tracking_uri: str
     registry_uri: str | None = None
     artifact_location: str | None = None
+    ui_url: str | None = None
     env: dict[str, str] = field(default_factory=dict, repr=False)
 
     def activate(self) -> Any:
@@ -43,6 +44,10 @@ class MlflowTarget:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
 
 
+#: Where ``mlflow ui`` serves the embedded store by default.
+EMBEDDED_UI_URL = "http://127.0.0.1:5000"
+
+
 def embedded_target(home: str | os.PathLike[str]) -> MlflowTarget:
     """The default store when no MLflow connection exists: SQLite and a local folder under ``home``."""
     folder = Path(home) / "mlflow"
@@ -50,6 +55,7 @@ def embedded_target(home: str | os.PathLike[str]) -> MlflowTarget:
     return MlflowTarget(
         tracking_uri=f"sqlite:///{folder / 'mlflow.db'}",
         artifact_location=(folder / "artifacts").as_uri(),
+        ui_url=EMBEDDED_UI_URL,
     )
 
 

@@ -12,9 +12,6 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow_mlc.core.tracking import MlflowTarget, embedded_target
 from airflow_mlc.errors import BadInputError
 
-#: The MLflow UI address shown for the embedded SQLite store (``mlflow ui`` listens there by default).
-EMBEDDED_UI_URL = "http://127.0.0.1:5000"
-
 
 def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
@@ -73,23 +70,14 @@ class MLflowHook(BaseHook):
             env = {"MLFLOW_TRACKING_USERNAME": connection.login, "MLFLOW_TRACKING_PASSWORD": connection.password}
         elif connection.password or extra.get("token"):
             env = {"MLFLOW_TRACKING_TOKEN": connection.password or extra["token"]}
+        is_server = tracking_uri.startswith(("http://", "https://"))
         return MlflowTarget(
             tracking_uri=tracking_uri,
             registry_uri=extra.get("registry_uri"),
             artifact_location=extra.get("artifact_location"),
+            ui_url=extra.get("ui_url") or (tracking_uri if is_server else None),
             env=env,
         )
-
-    def ui_url(self) -> str | None:
-        """Where a person opens the MLflow UI for this store."""
-        target = self.get_conn()
-        try:
-            extra = self.get_connection(self.mlflow_conn_id).extra_dejson
-        except AirflowNotFoundException:
-            return EMBEDDED_UI_URL
-        if extra.get("ui_url"):
-            return str(extra["ui_url"])
-        return target.tracking_uri if target.tracking_uri.startswith(("http://", "https://")) else None
 
 
 def _uri_from(host: str, port: int | None) -> str:

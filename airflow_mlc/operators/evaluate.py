@@ -57,7 +57,8 @@ class EvaluateModelOperator(MLCBaseOperator):
 
         spec = self.model_spec
         training = result_of(self.training, "training")
-        client = self.mlflow_hook.get_conn().activate()
+        target = self.mlflow_hook.get_conn()
+        client = target.activate()
         test = read_parquet(uri_of(self.split, "test_uri"), self.storage.options)
         candidate = mlflow.sklearn.load_model(training["model_uri"])
         champion_version = version_by_alias(client, spec.registered_model_name, CHAMPION)
@@ -76,7 +77,7 @@ class EvaluateModelOperator(MLCBaseOperator):
             client.log_batch(run_id, metrics=_metrics({f"champion_{k}": v for k, v in result.champion_metrics.items()}))
         client.set_tag(run_id, "mlc.gate_passed", str(result.passed).lower())
         self.log.info("Gate %s: %s", "passed" if result.passed else "failed", "; ".join(result.reasons))
-        MLflowRunLink.persist(context, run_url(self.mlflow_hook.ui_url(), training["experiment_id"], run_id))
+        MLflowRunLink.persist(context, run_url(target.ui_url, training["experiment_id"], run_id))
         return result.as_dict()
 
 

@@ -50,7 +50,8 @@ class RegisterModelOperator(MLCBaseOperator):
 
         spec = self.model_spec
         training, evaluation = result_of(self.training, "training"), result_of(self.evaluation, "evaluation")
-        client = self.mlflow_hook.get_conn().activate()
+        target = self.mlflow_hook.get_conn()
+        client = target.activate()
         run_id = training["run_id"]
         run_tags = client.get_run(run_id).data.tags
         version_tags = {k: v for k, v in run_tags.items() if k.startswith("mlc.")}
@@ -68,7 +69,7 @@ class RegisterModelOperator(MLCBaseOperator):
         self.log.info(
             "%s version %s: promoted=%s (%s)", decision.model, decision.version, decision.promoted, decision.reason
         )
-        url = model_version_url(self.mlflow_hook.ui_url(), decision.model, decision.version)
+        url = model_version_url(target.ui_url, decision.model, decision.version)
         MLflowModelVersionLink.persist(context, url)
         return decision.as_dict()
 

@@ -35,6 +35,7 @@ class TrainModelOperator(MLCBaseOperator):
         from airflow_mlc.core.train import train_and_log
 
         split, options = result_of(self.split, "split"), self.storage.options
+        target = self.mlflow_hook.get_conn()
         window = split.get("window") or {}
         tags = {
             **self.run_tags(context),
@@ -48,10 +49,10 @@ class TrainModelOperator(MLCBaseOperator):
             self.model_spec,
             read_parquet(split["train_uri"], options),
             read_parquet(split["test_uri"], options),
-            self.mlflow_hook.get_conn(),
+            target,
             tags,
             (split["train_uri"], split["test_uri"]),
         )
         self.log.info("MLflow run %s (reused: %s): test metrics %s", result.run_id, result.reused, result.test_metrics)
-        MLflowRunLink.persist(context, run_url(self.mlflow_hook.ui_url(), result.experiment_id, result.run_id))
+        MLflowRunLink.persist(context, run_url(target.ui_url, result.experiment_id, result.run_id))
         return result.as_dict()
