@@ -154,7 +154,55 @@ class WindowSpec(_Strict):
 
 
 class ScheduleSpec(_Strict):
-    train: str | None = None
+    """Cron expressions or presets (``@daily``); unset means the DAG runs only when triggered."""
+
+    train: str | None = Field(None, description="Scheduled retraining; drift-triggered retraining needs no schedule.")
+    monitor: str | None = Field(None, description="When the monitoring DAG checks the newest window.")
+
+
+class ColumnDriftSpec(_Strict):
+    """A column's own drift test: an Evidently stattest name and its threshold."""
+
+    method: str | None = None
+    threshold: float | None = Field(None, gt=0)
+
+
+class DriftSpec(_Strict):
+    """How the monitoring DAG decides that the data drifted (Evidently ``DataDriftPreset``)."""
+
+    columns: list[str] | None = Field(None, description="Columns compared; default: every feature.")
+    method: str | None = Field(None, description="Stattest for every column (default: Evidently picks per column).")
+    threshold: float | None = Field(None, gt=0, description="Threshold for every column (default: the method's).")
+    per_column: dict[str, ColumnDriftSpec] = {}
+    drift_share: float = Field(0.5, gt=0, le=1, description="Share of drifted columns at which the data drifted.")
+    reference: str | None = Field(
+        None, description="A fixed reference dataset (CSV or Parquet, local or s3://); default: the champion's data."
+    )
+
+
+class WaitSpec(_Strict):
+    """How the monitoring DAG's data sensor waits."""
+
+    poke_interval_seconds: float = Field(60, gt=0)
+    timeout_hours: float = Field(6, gt=0)
+    deferrable: bool = True
+
+
+class MonitoringSpec(_Strict):
+    """The monitoring DAG: drift and quality checks on the newest window, and when they ask for retraining."""
+
+    window_days: int = Field(7, ge=1, description="Length of the monitored window, ending at the run's end.")
+    min_rows: int = Field(1, ge=1, description="Rows the window needs before the data sensor lets the run go on.")
+    drift: DriftSpec = DriftSpec()
+    quality_tolerance: float | None = Field(
+        0.2,
+        ge=0,
+        description="Relative loss of the gate metric vs. the champion's evaluation that asks for retraining.",
+    )
+    cooldown_days: float = Field(
+        7, ge=0, description="No new retraining request for a window ending this close (in data time) to the last."
+    )
+    wait: WaitSpec = WaitSpec()
 
 
 class StorageSpec(_Strict):
@@ -186,6 +234,7 @@ class ModelLifecycleSpec(_Strict):
     cleaning: CleaningSpec = CleaningSpec()
     window: WindowSpec = WindowSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     storage: StorageSpec = StorageSpec()
     mlflow: MlflowSpec = MlflowSpec()
     tags: list[str] = []
@@ -209,7 +258,20 @@ class ModelLifecycleSpec(_Strict):
         for column in self.contract.categories:
             if column not in self.features.categorical:
                 raise ValueError(f"contract.categories.{column}: allowed values apply to categorical features only")
+        for column in [*(self.monitoring.drift.columns or []), *self.monitoring.drift.per_column]:
+            if column not in self.columns:
+                raise ValueError(f"monitoring.drift names {column!r}, which is neither a feature nor the target")
         return self
+
+    @property
+    def drift_columns(self) -> list[str]:
+        """The columns the drift report compares."""
+        return list(self.monitoring.drift.columns or self.features.columns)
+
+    @property
+    def retrain_asset_uri(self) -> str:
+        """The Airflow Asset whose events ask for a retraining of this model."""
+        return f"mlc://{self.name}/retrain"
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -230,6 +292,11 @@ class ModelLifecycleSpec(_Strict):
         return self.mlflow.experiment or f"mlc/{self.name}"
 
     @property
+    def monitoring_experiment_name(self) -> str:
+        """The MLflow experiment of the monitoring runs (drift and quality reports)."""
+        return f"{self.experiment_name}/monitoring"
+
+    @property
     def higher_is_better(self) -> bool:
         return self.gates.metric not in LOWER_IS_BETTER
 
@@ -246,18 +313,26 @@ def _format_errors(error: ValidationError) -> str:
 
 
 def parse_spec(data: Any, origin: str = "<spec>", base_dir: Path | None = None) -> ModelLifecycleSpec:
-    """Validate a spec given as a mapping; a relative local source path is resolved against ``base_dir``."""
+    """Validate a spec given as a mapping; relative local data paths are resolved against ``base_dir``."""
     if not isinstance(data, dict):
         raise SpecError(f"{origin}: a spec must be a YAML mapping, not {type(data).__name__}")
     try:
         spec = ModelLifecycleSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{origin}: {_format_errors(exc)}") from None
-    path = spec.source.path
-    if base_dir is not None and path and "://" not in path and not os.path.isabs(path):
-        source = spec.source.model_copy(update={"path": str((base_dir / path).resolve())})
-        spec = spec.model_copy(update={"source": source})
-    return spec
+    if base_dir is None:
+        return spec
+    source = spec.source.model_copy(update={"path": _resolve(spec.source.path, base_dir)})
+    drift = spec.monitoring.drift.model_copy(update={"reference": _resolve(spec.monitoring.drift.reference, base_dir)})
+    monitoring = spec.monitoring.model_copy(update={"drift": drift})
+    return spec.model_copy(update={"source": source, "monitoring": monitoring})
+
+
+def _resolve(path: str | None, base_dir: Path) -> str | None:
+    """A relative local path made absolute against the spec's folder; URIs and absolute paths unchanged."""
+    if not path or "://" in path or os.path.isabs(path):
+        return path
+    return str((base_dir / path).resolve())
 
 
 def load_spec(path: str | os.PathLike[str]) -> ModelLifecycleSpec:

@@ -1,4 +1,4 @@
-"""Evaluate: score the candidate (and the champion, on the same test set) and apply the gates."""
+"""Evaluate: score the candidate and the champion on the newest labelled rows, and apply the gates."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class Evaluation:
     reasons: list[str]
     champion_version: str | None = None
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    scored_rows: int = 0
+    scored_on: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +68,21 @@ def apply_gates(
     return False, reasons
 
 
+def newest_rows(test: pd.DataFrame, time_column: str | None, champion_end: str | None) -> tuple[pd.DataFrame, str]:
+    """The test rows newer than the champion's training data, so neither model has seen them.
+
+    Falls back to the whole test set (and says so) when there is no time column, no recorded end,
+    or no row after it.
+    """
+    if time_column and champion_end and time_column in test.columns:
+        times = pd.to_datetime(test[time_column], utc=True)
+        newer = test[times >= pd.Timestamp(champion_end)]
+        if not newer.empty:
+            return newer, f"the {len(newer)} test rows from {champion_end} on, newer than the champion's data"
+        return test, f"all {len(test)} test rows (none is newer than the champion's data, which ends {champion_end})"
+    return test, f"all {len(test)} test rows"
+
+
 def evaluate(
     spec: ModelLifecycleSpec,
     candidate: Any,
@@ -73,8 +90,18 @@ def evaluate(
     gates: GatesSpec,
     champion: Any | None = None,
     champion_version: str | None = None,
+    champion_end: str | None = None,
 ) -> Evaluation:
-    """Score ``candidate`` and, when given, ``champion`` (fitted models) on ``test`` and apply ``gates``."""
+    """Score ``candidate`` and, when given, ``champion`` (fitted models) and apply ``gates``.
+
+    With a champion, both are scored on the test rows newer than the champion's data
+    (``champion_end``), so the comparison is on the newest labelled window; otherwise on the whole
+    test set.
+    """
+    if champion is not None:
+        test, scored_on = newest_rows(test, spec.source.time_column, champion_end)
+    else:
+        scored_on = f"all {len(test)} test rows"
     features = spec.features.columns
     metrics = score_model(candidate, test, features, spec.target, spec.task)
     champion_metrics = score_model(champion, test, features, spec.target, spec.task) if champion is not None else {}
@@ -86,4 +113,6 @@ def evaluate(
         reasons=reasons,
         champion_version=champion_version,
         champion_metrics=champion_metrics,
+        scored_rows=len(test),
+        scored_on=scored_on,
     )

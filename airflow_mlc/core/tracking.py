@@ -17,6 +17,18 @@ TAG_WINDOW_START = "mlc.window_start"
 TAG_WINDOW_END = "mlc.window_end"
 TAG_TRAIN_DATA = "mlc.train_data_uri"
 TAG_TEST_DATA = "mlc.test_data_uri"
+TAG_TRIGGERED_BY = "mlc.triggered_by"
+
+#: Tags of a monitoring run: one per monitoring DAG run, shared by its drift and quality tasks.
+TAG_KIND = "mlc.kind"
+KIND_MONITORING = "monitoring"
+TAG_MODEL_VERSION = "mlc.model_version"
+TAG_DRIFT_DETECTED = "mlc.drift_detected"
+TAG_DRIFTED_SHARE = "mlc.drifted_share"
+TAG_DRIFT_REPORT = "mlc.drift_report_uri"
+TAG_QUALITY_DEGRADED = "mlc.quality_degraded"
+TAG_RETRAIN_REQUESTED = "mlc.retrain_requested"
+TAG_RETRAIN_REASON = "mlc.retrain_reason"
 
 
 @dataclass(frozen=True)
@@ -81,3 +93,35 @@ def find_runs(client: Any, experiment_id: str, tags: dict[str, str]) -> list[Any
             [experiment_id], filter_string=" and ".join(clauses), order_by=["attributes.start_time DESC"]
         )
     )
+
+
+def monitoring_runs(client: Any, experiment_name: str, model: str) -> list[Any]:
+    """The monitoring runs of ``model``, newest data first (by the end of the window they checked)."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    runs = find_runs(client, experiment.experiment_id, {TAG_KIND: KIND_MONITORING, TAG_MODEL: model})
+    return sorted(runs, key=lambda run: run.data.tags.get(TAG_WINDOW_END, ""), reverse=True)
+
+
+def get_or_create_run(client: Any, experiment_id: str, key: dict[str, str], tags: dict[str, str]) -> str:
+    """The id of the run carrying all ``key`` tags (a retry or a later task finds it), created when missing."""
+    found = find_runs(client, experiment_id, key)
+    if found:
+        run_id = str(found[0].info.run_id)
+        for name, value in tags.items():
+            client.set_tag(run_id, name, value)
+        return run_id
+    run = client.create_run(experiment_id, tags={**key, **tags})
+    client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)
+
+
+def metric_entities(values: dict[str, float]) -> list[Any]:
+    """MLflow metric entities stamped now, for ``client.log_batch``."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, 0) for key, value in values.items()]
