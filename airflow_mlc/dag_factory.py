@@ -1,6 +1,8 @@
-"""Template DAGs: every spec becomes ``mlc_<name>_train``.
+"""Template DAGs: every spec becomes ``mlc_<name>_train`` and ``mlc_<name>_monitor``.
 
-The chain is ingest >> validate >> prepare >> train >> evaluate >> register.
+Training: ingest >> validate >> prepare >> train >> evaluate >> register, on the spec's schedule
+or on an event of the retraining asset ``mlc://<name>/retrain``, whichever comes first.
+Monitoring: wait_for_data >> ingest >> drift, quality >> request_retraining, whose outlet is that asset.
 
 Only the spec module and the operator classes are imported here, so parsing stays cheap.
 """
@@ -9,23 +11,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from airflow_mlc.operators.evaluate import EvaluateModelOperator
 from airflow_mlc.operators.ingest import IngestOperator
+from airflow_mlc.operators.monitor import DriftReportOperator, ModelQualityOperator
 from airflow_mlc.operators.prepare import PrepareDataOperator
 from airflow_mlc.operators.register import RegisterModelOperator
+from airflow_mlc.operators.retrain import RetrainTriggerOperator
 from airflow_mlc.operators.train import TrainModelOperator
 from airflow_mlc.operators.validate import ValidateDataOperator
+from airflow_mlc.sensors.data import DataAvailableSensor
 from airflow_mlc.spec import ModelLifecycleSpec, load_specs
 
 #: Folder of the spec files when ``MLC_SPECS_DIR`` is not set: ``specs/`` beside the DAG file.
 SPECS_DIR_VARIABLE = "MLC_SPECS_DIR"
 
 
-def training_params(spec: ModelLifecycleSpec) -> dict[str, Param]:
-    """The trigger form of a training DAG."""
+def window_params() -> dict[str, Param]:
+    """The window fields of a trigger form."""
     return {
         "window_start": Param(
             None, type=["null", "string"], title="Window start", description="ISO date; empty: lookback before the end."
@@ -33,6 +39,13 @@ def training_params(spec: ModelLifecycleSpec) -> dict[str, Param]:
         "window_end": Param(
             None, type=["null", "string"], title="Window end", description="ISO date, exclusive; empty: the run's end."
         ),
+    }
+
+
+def training_params(spec: ModelLifecycleSpec) -> dict[str, Param]:
+    """The trigger form of a training DAG."""
+    return {
+        **window_params(),
         "gate_max": Param(spec.gates.max, type=["null", "number"], title=f"Maximum {spec.gates.metric}"),
         "gate_min": Param(spec.gates.min, type=["null", "number"], title=f"Minimum {spec.gates.metric}"),
         "min_improvement": Param(
@@ -43,19 +56,27 @@ def training_params(spec: ModelLifecycleSpec) -> dict[str, Param]:
     }
 
 
+def training_schedule(spec: ModelLifecycleSpec) -> AssetOrTimeSchedule | list[Asset]:
+    """The spec's cron schedule (UTC) or the retraining asset; only the asset when there is no schedule."""
+    asset = Asset(spec.retrain_asset_uri)
+    if spec.schedule.train is None:
+        return [asset]
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.schedule.train, timezone="UTC"), assets=[asset])
+
+
 def training_dag(spec: ModelLifecycleSpec) -> DAG:
     """The training DAG of one spec."""
     with DAG(
         dag_id=f"mlc_{spec.name}_train",
         description=spec.description or f"Train {spec.name} and promote it through the gates",
-        schedule=spec.schedule.train,
+        schedule=training_schedule(spec),
         params=training_params(spec),
         render_template_as_native_obj=True,
         max_active_runs=1,
         tags=["mlc", spec.name, *spec.tags],
         doc_md=f"Training life cycle of **{spec.name}** ({spec.task}, target `{spec.target}`).",
     ) as dag:
-        common = {"spec": spec}
+        common: dict[str, Any] = {"spec": spec}
         ingest = IngestOperator(
             task_id="ingest", window_start="{{ params.window_start }}", window_end="{{ params.window_end }}", **common
         )
@@ -84,11 +105,65 @@ def training_dag(spec: ModelLifecycleSpec) -> DAG:
     return dag
 
 
+def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
+    """The monitoring DAG of one spec: drift and quality on the newest window, and the retraining request."""
+    monitoring = spec.monitoring
+    with DAG(
+        dag_id=f"mlc_{spec.name}_monitor",
+        description=f"Watch {spec.name} for drift and quality loss; request its retraining",
+        schedule=spec.schedule.monitor,
+        params={
+            **window_params(),
+            "force_retrain": Param(
+                False,
+                type="boolean",
+                title="Force retraining",
+                description="Request a retraining on a signal even inside the cooldown or for an already used window.",
+            ),
+        },
+        render_template_as_native_obj=True,
+        max_active_runs=1,
+        tags=["mlc", spec.name, *spec.tags],
+        doc_md=(
+            f"Monitoring of **{spec.name}**: the last {monitoring.window_days} days against the champion's "
+            f"training data. A signal emits `{spec.retrain_asset_uri}`, which starts `mlc_{spec.name}_train`."
+        ),
+    ) as dag:
+        window: dict[str, Any] = {
+            "spec": spec,
+            "window_start": "{{ params.window_start }}",
+            "window_end": "{{ params.window_end }}",
+            "lookback_days": monitoring.window_days,
+            "prefer_data_interval": True,
+        }
+        wait = DataAvailableSensor(
+            task_id="wait_for_data",
+            deferrable=monitoring.wait.deferrable,
+            poke_interval=monitoring.wait.poke_interval_seconds,
+            timeout=monitoring.wait.timeout_hours * 3600,
+            mode="poke" if monitoring.wait.deferrable else "reschedule",
+            **window,
+        )
+        ingest = IngestOperator(task_id="ingest", **window)
+        drift = DriftReportOperator(task_id="drift", spec=spec, current=ingest.output)
+        quality = ModelQualityOperator(task_id="quality", spec=spec, current=ingest.output)
+        request = RetrainTriggerOperator(
+            task_id="request_retraining",
+            spec=spec,
+            drift=drift.output,
+            quality=quality.output,
+            force="{{ params.force_retrain }}",
+        )
+        wait >> ingest
+        drift >> quality >> request
+    return dag
+
+
 def specs_dir(default: str | os.PathLike[str]) -> Path:
     return Path(os.environ.get(SPECS_DIR_VARIABLE) or default)
 
 
 def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     """Every DAG of every spec in ``folder``, by dag_id. A bad spec raises a ``SpecError`` naming it."""
-    dags = [training_dag(spec) for spec in load_specs(folder)]
+    dags = [build(spec) for spec in load_specs(folder) for build in (training_dag, monitoring_dag)]
     return {dag.dag_id: dag for dag in dags}

@@ -14,7 +14,10 @@ OPERATOR_MODULES = [
     "airflow_mlc.operators.train",
     "airflow_mlc.operators.evaluate",
     "airflow_mlc.operators.register",
+    "airflow_mlc.operators.monitor",
+    "airflow_mlc.operators.retrain",
 ]
+SENSOR_MODULES = ["airflow_mlc.sensors.data", "airflow_mlc.sensors.model", "airflow_mlc.sensors.drift"]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -31,7 +34,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [{"integration-name": INTEGRATION, "python-modules": OPERATOR_MODULES}],
-        "sensors": [],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": SENSOR_MODULES}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_mlc.triggers.probe"]}],
         "hooks": [
             {
                 "integration-name": INTEGRATION,
@@ -44,5 +48,6 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "airflow_mlc.links.mlflow.MLflowRunLink",
             "airflow_mlc.links.mlflow.MLflowModelVersionLink",
+            "airflow_mlc.links.mlflow.DriftReportLink",
         ],
     }

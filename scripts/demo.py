@@ -1,70 +1,150 @@
-"""The demo: train the bike-rental model on winter 2011 through the real Airflow task runner.
+"""The demo: the whole monitoring loop on the 2011 bike-rental data, through the real Airflow task runner.
+
+1. train ``mlc_bikes_train`` on winter (January to March): version 1 becomes champion;
+2. monitor a late-winter window (``mlc_bikes_monitor``, ending 2011-04-01): no drift, no retraining;
+3. monitor a spring window (ending 2011-05-15): the temperature drifted, the retraining asset event is emitted;
+4. run the retraining that event triggers: the spring challenger is scored against the champion on
+   the newest labelled rows and promoted only if it wins by the spec's margin.
 
 Run by ``make demo``; AIRFLOW_HOME is set by the Makefile (default: .mlc/airflow in the checkout).
+Each step runs in its own process with its task logs in ``$AIRFLOW_HOME/demo-logs``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DAG_ID = "mlc_bikes_train"
+MODEL = "bikes"
 WINTER = {"window_start": "2011-01-01", "window_end": "2011-04-01"}
+MARKER = ".mlc-demo"
 
 
-def airflow(*args: str, log: Path) -> None:
-    """Run an airflow CLI command; on failure show the end of its log and stop."""
-    command = [str(Path(sys.executable).with_name("airflow")), *args]
+def prepare_home() -> Path:
+    """The demo's AIRFLOW_HOME, emptied of an earlier demo's state so every demo starts the same way."""
+    home = Path(os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".mlc" / "airflow")))
+    if (home / MARKER).exists():
+        for leftover in ("airflow.db", "mlflow", "mlc", "demo-logs"):
+            path = home / leftover
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    elif home.exists() and any(home.iterdir()):
+        sys.exit(f"{home} is not a demo home (no {MARKER} file): choose an empty folder with DEMO_HOME=...")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / MARKER).touch()
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    (home / "demo-logs").mkdir(exist_ok=True)
+    return home
+
+
+def step(name: str, *arguments: str) -> Any:
+    """Run one demo step in a child process, its output in a log; returns the finished run (dag_id, run_id)."""
+    log = Path(os.environ["AIRFLOW_HOME"]) / "demo-logs" / f"{name}.log"
+    result_file = log.with_suffix(".json")
+    command = [sys.executable, __file__, "--step", str(result_file), *arguments]
     with log.open("w") as out:
-        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
-    if result.returncode != 0:
+        finished = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+    if finished.returncode != 0 or not result_file.exists():
         print("".join(log.read_text().splitlines(keepends=True)[-40:]))
-        sys.exit(f"`airflow {' '.join(args)}` failed; full log: {log}")
+        sys.exit(f"demo step {name!r} failed; full log: {log}")
+    run = SimpleNamespace(**json.loads(result_file.read_text()))
+    if run.state != "success":
+        sys.exit(f"demo step {name!r}: the run ended {run.state}; full log: {log}")
+    return run
+
+
+def run_step(result_file: str, kind: str, argument: str) -> None:
+    """In the child: migrate on first use, run one DAG, write its (dag_id, run_id, state)."""
+    from airflow_mlc.testing import asset_event_ids, run_dag
+
+    if kind == "migrate":
+        subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True)
+        run = SimpleNamespace(dag_id="", run_id="", state="success")
+    elif kind == "train":
+        run = run_dag(f"mlc_{MODEL}_train", conf=json.loads(argument))
+    elif kind == "monitor":
+        run = run_dag(f"mlc_{MODEL}_monitor", conf={"window_end": argument})
+    else:  # retrain: the training run the monitoring run's asset event starts
+        events = asset_event_ids(f"mlc://{MODEL}/retrain", source_run_id=argument)
+        run = run_dag(f"mlc_{MODEL}_train", triggering_events=events)
+    Path(result_file).write_text(json.dumps({"dag_id": run.dag_id, "run_id": run.run_id, "state": str(run.state)}))
 
 
 def main() -> None:
-    home = Path(os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".mlc" / "airflow")))
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    logs = home / "demo-logs"
-    logs.mkdir(exist_ok=True)
+    from airflow_mlc.testing import task_result, task_states
 
+    home = prepare_home()
     print(f"Airflow home: {home}")
     print("Migrating the Airflow metadata DB (SQLite) ...")
-    airflow("db", "migrate", log=logs / "db-migrate.log")
-    print(f"Running {DAG_ID} on {WINTER['window_start']} .. {WINTER['window_end']} with `airflow dags test` ...")
-    airflow("dags", "test", DAG_ID, "-c", json.dumps(WINTER), log=logs / "train.log")
-    report(home)
+    step("db-migrate", "migrate", "")
+
+    print(f"\n1. Training on winter: {WINTER['window_start']} .. {WINTER['window_end']}")
+    train = step("1-train-winter", "train", json.dumps(WINTER))
+    decision = task_result(train, "register")
+    print(f"   version {decision['version']} promoted: {decision['promoted']} ({decision['reason']})")
+
+    for number, (label, end) in enumerate((("late winter", "2011-04-01"), ("spring", "2011-05-15")), start=2):
+        print(f"\n{number}. Monitoring {label}: the 28 days before {end}")
+        run = step(f"{number}-monitor-{label.replace(' ', '-')}", "monitor", end)
+        drift = task_result(run, "drift")
+        quality = task_result(run, "quality")
+        print(f"   drift report:    {drift['report_uri']}")
+        print(f"   drifted columns: {drift['drifted_columns'] or 'none'} ({drift['drifted_share']:.0%} of the columns)")
+        metric = quality["metric"]
+        live, baseline, rows = quality["live_metrics"][metric], quality["baseline"], quality["labelled_rows"]
+        print(f"   champion's {metric} on {rows} labelled rows: {live:.2f} (evaluation: {baseline:.2f})")
+        requested = task_states(run)["request_retraining"] == "success"
+        print(f"   retraining requested: {'yes, mlc://bikes/retrain emitted' if requested else 'no'}")
+        if requested:
+            spring = run
+
+    print("\n4. The retraining started by that asset event")
+    retrain = step("4-retrain", "retrain", spring.run_id)
+    evaluation = task_result(retrain, "evaluate")
+    decision = task_result(retrain, "register")
+    metric = evaluation["metric"]
+    print(f"   scored on {evaluation['scored_on']}")
+    print(
+        f"   challenger {metric}: {evaluation['metrics'][metric]:.2f}   "
+        f"champion (v{evaluation['champion_version']}) {metric}: {evaluation['champion_metrics'][metric]:.2f}"
+    )
+    print(
+        f"   decision: {'promoted' if decision['promoted'] else 'kept as challenger'} "
+        f"version {decision['version']}: {decision['reason']}"
+    )
+    summary(home)
 
 
-def report(home: Path) -> None:
+def summary(home: Path) -> None:
     from airflow_mlc.core.registry import CHAMPION
     from airflow_mlc.hooks.mlflow import MLflowHook
 
     target = MLflowHook().get_conn()
     client = target.activate()
-    champion = client.get_model_version_by_alias("bikes", CHAMPION)
-    run = client.get_run(champion.run_id)
-    metrics = {k.removeprefix("eval_"): round(v, 3) for k, v in run.data.metrics.items() if k.startswith("eval_")}
-    print()
-    print(f"Champion: models:/bikes@champion = version {champion.version} (MLflow run {champion.run_id})")
-    print(f"  test metrics: {metrics}")
-    print(f"  trained on:   {champion.tags.get('mlc.window_start')} .. {champion.tags.get('mlc.window_end')}")
-    print(f"  decision:     {champion.tags.get('mlc.promotion_reason')}")
+    champion = client.get_model_version_by_alias(MODEL, CHAMPION)
+    print(
+        f"\nChampion now: models:/{MODEL}@champion = version {champion.version}, "
+        f"trained on {champion.tags.get('mlc.window_start')} .. {champion.tags.get('mlc.window_end')}"
+    )
+    print(f"  triggered by: {champion.tags.get('mlc.triggered_by', 'a manual run')[:160]}")
     print(f"MLflow store:   {target.tracking_uri}")
-    print(f"Artifacts:      {home / 'mlc' / 'artifacts'} (snapshots, splits, validation reports)")
-    print(f"Task logs:      {home / 'demo-logs' / 'train.log'}")
-    print()
-    print("Open the MLflow UI:")
+    print(f"Artifacts:      {home / 'mlc' / 'artifacts'} (snapshots, splits, validation, drift and quality reports)")
+    print(f"Task logs:      {home / 'demo-logs'}")
+    print("\nOpen the MLflow UI:")
     print(f"  .venv/bin/mlflow ui --backend-store-uri {target.tracking_uri} --port 5000")
     print("Open the Airflow UI (user and password are printed by standalone):")
     print(f"  AIRFLOW_HOME={home} AIRFLOW__CORE__DAGS_FOLDER={ROOT / 'dags'} .venv/bin/airflow standalone")
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--step":
+        run_step(*sys.argv[2:5])
+    else:
+        main()

@@ -1,4 +1,4 @@
-"""Extra links from a task to MLflow: the run it logged to and the model version it registered."""
+"""Extra links from a task: the MLflow run it logged to, the model version it registered, its drift report."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 
-class _XComLink(BaseOperatorLink):
+class XComLink(BaseOperatorLink):
     """A link whose address the task stored in XCom under ``key``."""
 
     name = ""
@@ -28,14 +28,19 @@ class _XComLink(BaseOperatorLink):
             context["ti"].xcom_push(key=cls.key, value=url)
 
 
-class MLflowRunLink(_XComLink):
+class MLflowRunLink(XComLink):
     name = "MLflow run"
     key = "mlflow_run_url"
 
 
-class MLflowModelVersionLink(_XComLink):
+class MLflowModelVersionLink(XComLink):
     name = "MLflow model version"
     key = "mlflow_model_version_url"
+
+
+class DriftReportLink(XComLink):
+    name = "Drift report"
+    key = "drift_report_url"
 
 
 def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
@@ -44,3 +49,9 @@ def run_url(ui_url: str | None, experiment_id: str, run_id: str) -> str | None:
 
 def model_version_url(ui_url: str | None, model: str, version: str | None) -> str | None:
     return f"{ui_url.rstrip('/')}/#/models/{model}/versions/{version}" if ui_url and version else None
+
+
+def artifact_url(ui_url: str | None, experiment_id: str, run_id: str, path: str) -> str | None:
+    """The MLflow UI page of one artifact of a run."""
+    url = run_url(ui_url, experiment_id, run_id)
+    return f"{url}/artifacts/{path}" if url else None

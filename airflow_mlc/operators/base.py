@@ -35,6 +35,33 @@ def result_of(value: UpstreamResult, name: str) -> Mapping[str, Any]:
     return value
 
 
+def retrain_request(context: Context, asset_uri: str) -> dict[str, Any] | None:
+    """The newest event of the retraining asset ``asset_uri`` that triggered this run, or None.
+
+    Returns the event's extra (window, report URI, drifted share and columns ...) plus where it came
+    from: ``asset``, ``source_dag_id``, ``source_run_id`` and ``timestamp``.
+    """
+    triggering = context.get("triggering_asset_events") or {}
+    events = [event for asset in triggering if asset.uri == asset_uri for event in triggering[asset]]
+    if not events:
+        return None
+    event = max(events, key=lambda e: e.timestamp)
+    return {
+        **event.extra,
+        "asset": asset_uri,
+        "source_dag_id": event.source_dag_id,
+        "source_run_id": event.source_run_id,
+        "timestamp": event.timestamp.isoformat(),
+    }
+
+
+def flag(value: bool | str) -> bool:
+    """A templated boolean: rendered strings such as 'False' count as false."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
 def uri_of(value: Upstream, key: str = "uri") -> str:
     """A URI given directly, or read from an upstream task's result (``ingest.output``)."""
     if isinstance(value, Mapping):

@@ -1,4 +1,4 @@
-"""EvaluateModelOperator: score the candidate and the champion on the same test set; apply the gates."""
+"""EvaluateModelOperator: score the candidate and the champion on the newest labelled rows; apply the gates."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 class EvaluateModelOperator(MLCBaseOperator):
     """Compute the task's metrics for the candidate and, when a champion exists, for the champion.
 
+    Both are scored on the newest labelled window: the test rows newer than the champion's training
+    data (all test rows when there is no champion, no time column, or no such row).
+
     The candidate passes when the gate metric is within ``gates.max`` / ``gates.min`` and beats the
     champion by ``gates.min_improvement`` (relative). A failed gate does not fail the task: the result
     says ``passed: false`` and the register task keeps ``champion`` where it is. The metrics are also
@@ -25,7 +28,8 @@ class EvaluateModelOperator(MLCBaseOperator):
     :param gate_max: overrides ``gates.max`` for this run (templated; None keeps the spec's).
     :param gate_min: overrides ``gates.min``.
     :param min_improvement: overrides ``gates.min_improvement``.
-    :return: ``{"passed", "metric", "metrics", "reasons", "champion_version", "champion_metrics"}``.
+    :return: ``{"passed", "metric", "metrics", "reasons", "champion_version", "champion_metrics",
+        "scored_rows", "scored_on"}``.
     """
 
     template_fields: Sequence[str] = ("split", "training", "gate_max", "gate_min", "min_improvement")
@@ -51,6 +55,7 @@ class EvaluateModelOperator(MLCBaseOperator):
     def execute_phase(self, context: Context) -> dict[str, Any]:
         import mlflow
 
+        from airflow_mlc.core import tracking
         from airflow_mlc.core.evaluate import effective_gates, evaluate
         from airflow_mlc.core.registry import CHAMPION, version_by_alias
         from airflow_mlc.core.storage import read_parquet
@@ -69,13 +74,23 @@ class EvaluateModelOperator(MLCBaseOperator):
             spec.gates, _number(self.gate_max), _number(self.gate_min), _number(self.min_improvement)
         )
         result = evaluate(
-            spec, candidate, test, gates, champion, str(champion_version.version) if champion_version else None
+            spec,
+            candidate,
+            test,
+            gates,
+            champion,
+            str(champion_version.version) if champion_version else None,
+            champion_version.tags.get(tracking.TAG_WINDOW_END) if champion_version else None,
         )
         run_id = training["run_id"]
-        client.log_batch(run_id, metrics=_metrics({f"eval_{k}": v for k, v in result.metrics.items()}))
+        client.log_batch(run_id, metrics=tracking.metric_entities({f"eval_{k}": v for k, v in result.metrics.items()}))
         if result.champion_metrics:
-            client.log_batch(run_id, metrics=_metrics({f"champion_{k}": v for k, v in result.champion_metrics.items()}))
+            client.log_batch(
+                run_id,
+                metrics=tracking.metric_entities({f"champion_{k}": v for k, v in result.champion_metrics.items()}),
+            )
         client.set_tag(run_id, "mlc.gate_passed", str(result.passed).lower())
+        self.log.info("Scored on %s", result.scored_on)
         self.log.info("Gate %s: %s", "passed" if result.passed else "failed", "; ".join(result.reasons))
         MLflowRunLink.persist(context, run_url(target.ui_url, training["experiment_id"], run_id))
         return result.as_dict()
@@ -86,12 +101,3 @@ def _number(value: float | str | None) -> float | None:
     if value is None or value == "" or value == "None":
         return None
     return float(value)
-
-
-def _metrics(values: dict[str, float]) -> list[Any]:
-    import time
-
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    return [Metric(key, value, now, 0) for key, value in values.items()]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowModelVersionLink, model_version_url
-from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, flag, result_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -17,7 +17,8 @@ class RegisterModelOperator(MLCBaseOperator):
 
     ``champion`` moves only when the evaluation passed (or ``force_promote`` is true) and the
     candidate's data does not end before the champion's. The version carries the decision, its
-    reason and the previous champion as tags (``mlc.*``), with the training run's tags. With
+    reason and the previous champion as tags (``mlc.*``), with the training run's tags and both
+    scores of the comparison (``mlc.score``, ``mlc.champion_score``, ``mlc.scored_on``). With
     ``registry_dry_run`` nothing in the registry changes.
 
     :param training: the train task's result (``run_id``, ``model_uri``).
@@ -55,6 +56,7 @@ class RegisterModelOperator(MLCBaseOperator):
         run_id = training["run_id"]
         run_tags = client.get_run(run_id).data.tags
         version_tags = {k: v for k, v in run_tags.items() if k.startswith("mlc.")}
+        version_tags.update(score_tags(evaluation))
         decision = register_and_promote(
             client,
             spec.registered_model_name,
@@ -63,8 +65,8 @@ class RegisterModelOperator(MLCBaseOperator):
             bool(evaluation["passed"]),
             list(evaluation["reasons"]),
             version_tags,
-            force=_flag(self.force_promote),
-            dry_run=_flag(self.registry_dry_run),
+            force=flag(self.force_promote),
+            dry_run=flag(self.registry_dry_run),
         )
         self.log.info(
             "%s version %s: promoted=%s (%s)", decision.model, decision.version, decision.promoted, decision.reason
@@ -74,8 +76,14 @@ class RegisterModelOperator(MLCBaseOperator):
         return decision.as_dict()
 
 
-def _flag(value: bool | str) -> bool:
-    """A templated boolean: rendered strings such as 'False' count as false."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+def score_tags(evaluation: Mapping[str, Any]) -> dict[str, str]:
+    """Both scores of the decision and the rows they were computed on, as version tags."""
+    metric = evaluation["metric"]
+    tags = {"mlc.score_metric": metric, "mlc.score": str(evaluation["metrics"][metric])}
+    champion = evaluation.get("champion_metrics") or {}
+    if metric in champion:
+        tags["mlc.champion_score"] = str(champion[metric])
+        tags["mlc.compared_with"] = str(evaluation.get("champion_version"))
+    if evaluation.get("scored_on"):
+        tags["mlc.scored_on"] = str(evaluation["scored_on"])
+    return tags

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
-from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of, retrain_request
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -16,7 +17,9 @@ class TrainModelOperator(MLCBaseOperator):
     """Train on the split and log params, CV and test metrics, datasets and the model to MLflow.
 
     The MLflow run is tagged with the Airflow ``dag_id``, ``run_id`` and ``task_id``: a retry of the
-    same task finds its finished run again instead of logging a duplicate.
+    same task finds its finished run again instead of logging a duplicate. A run started by a
+    retraining event records that event (asset, source run, report, window) as ``mlc.triggered_by``;
+    the register task copies it onto the model version.
 
     :param split: the prepare task's result (``train_uri``, ``test_uri``, ``fingerprint``, ``window``).
     :return: ``{"run_id", "experiment_id", "model_uri", "best_params", "cv_score", "test_metrics", "reused"}``.
@@ -45,6 +48,9 @@ class TrainModelOperator(MLCBaseOperator):
             tracking.TAG_TRAIN_DATA: split["train_uri"],
             tracking.TAG_TEST_DATA: split["test_uri"],
         }
+        request = retrain_request(context, self.model_spec.retrain_asset_uri)
+        if request:
+            tags[tracking.TAG_TRIGGERED_BY] = json.dumps(request, sort_keys=True, default=str)
         result = train_and_log(
             self.model_spec,
             read_parquet(split["train_uri"], options),

@@ -54,6 +54,32 @@ def test_every_spec_yields_its_training_dag() -> None:
     assert dag.get_task("register").upstream_task_ids == {"train", "evaluate"}
 
 
+def test_training_runs_on_its_schedule_or_on_the_retraining_asset() -> None:
+    from airflow.sdk import Asset, AssetOrTimeSchedule
+
+    dag = dag_bag().dags["mlc_bikes_train"]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert dag.timetable.timetable.expression == "0 0 * * 0"
+    assert list(dag.timetable.asset_condition.objects) == [Asset("mlc://bikes/retrain")]
+
+
+def test_every_spec_yields_its_monitoring_dag() -> None:
+    dag = dag_bag().dags["mlc_bikes_monitor"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "wait_for_data",
+        "ingest",
+        "drift",
+        "quality",
+        "request_retraining",
+    ]
+    assert set(dag.params) == {"window_start", "window_end", "force_retrain"}
+    assert dag.timetable.expression == "0 0 * * *"
+    sensor = dag.get_task("wait_for_data")
+    assert sensor.deferrable and sensor.lookback_days == 28 and sensor.prefer_data_interval
+    assert [a.uri for a in dag.get_task("request_retraining").outlets] == ["mlc://bikes/retrain"]
+    assert dag.max_active_runs == 1
+
+
 def test_a_bad_spec_is_an_import_error_naming_file_and_field(tmp_path: Path) -> None:
     data = yaml.safe_load(BIKES_SPEC.read_text())
     data["gates"]["metirc"] = data["gates"].pop("metric")

@@ -1,0 +1,120 @@
+"""The checks the sensors wait on: rows in a data window, a model version, a drift verdict.
+
+Each check is one cheap look at the world (a ``COUNT(*)``, a registry lookup, a run search) that the
+sensors repeat until it comes out true.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow_mlc.core import registry, storage, tracking
+from airflow_mlc.core.ingest import read_source
+from airflow_mlc.core.window import Window, parse_moment
+from airflow_mlc.spec import SourceSpec
+
+
+def count_window_rows(
+    source: SourceSpec, window: Window, options: dict[str, Any] | None = None, engine: Any = None
+) -> int:
+    """The number of rows of ``source`` inside ``window``; 0 for a file that does not exist yet.
+
+    A SQL source is counted by the database: ``SELECT COUNT(*)`` over the query, kept inside the window
+    on ``time_column`` when the spec names one; the query gets the bounds as ``:window_start`` and
+    ``:window_end``, as in ingest. A file is read and filtered like ingest reads it.
+
+    Args:
+        source: The spec's source.
+        window: The data window; an unset bound is not checked.
+        options: fsspec options for an ``s3://`` file.
+        engine: A SQLAlchemy engine or URL for a SQL source; default: ``source.url``.
+
+    Returns:
+        The row count.
+    """
+    if source.sql is not None:
+        return _count_sql(source, window, engine or source.url)
+    path = str(source.path)
+    if not storage.exists(path, options):
+        return 0
+    return len(read_source(source, window, options))
+
+
+def _count_sql(source: SourceSpec, window: Window, engine: Any) -> int:
+    import sqlalchemy
+
+    owned = isinstance(engine, str)
+    if owned:
+        engine = sqlalchemy.create_engine(engine)
+    query = str(source.sql).strip().rstrip(";").strip()
+    conditions = []
+    if source.time_column:
+        column = f"q.{engine.dialect.identifier_preparer.quote(source.time_column)}"
+        if window.start is not None:
+            conditions.append(f"{column} >= :window_start")
+        if window.end is not None:
+            conditions.append(f"{column} < :window_end")
+    text = f"SELECT COUNT(*) FROM ({query}) AS q"
+    if conditions:
+        text += " WHERE " + " AND ".join(conditions)
+    wanted = {"window_start": window.start, "window_end": window.end}
+    # Naive UTC, as ingest binds them; a query may use either bound itself, even an unset one (None).
+    params = {name: _naive_utc(value) for name, value in wanted.items() if f":{name}" in text}
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sqlalchemy.text(text), params).scalar_one())
+    finally:
+        if owned:  # a sensor counts again and again: no pool left behind each time
+            engine.dispose()
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=None) if moment is not None else None
+
+
+def alias_version(client: Any, model: str, alias: str) -> str | None:
+    """The version number ``alias`` points at, or None (also when the model is not registered)."""
+    version = registry.version_by_alias(client, model, alias)
+    return str(version.version) if version is not None else None
+
+
+def newest_version(client: Any, model: str) -> str | None:
+    """The highest version number of the registered model, or None when it has no version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{model}'")
+    except MlflowException:
+        return None
+    return str(max(int(v.version) for v in versions)) if versions else None
+
+
+def newest_drift(client: Any, experiment_name: str, model: str, since: str | None = None) -> dict[str, Any] | None:
+    """The drift verdict of the newest monitoring run of ``model``, or None when there is none.
+
+    Args:
+        client: An ``MlflowClient``.
+        experiment_name: The monitoring experiment.
+        model: The spec's model name (the runs' ``mlc.model`` tag).
+        since: Only runs whose data window ends at or after this ISO 8601 time count.
+
+    Returns:
+        ``{"run_id", "window_end", "drift_detected", "drifted_share", "report_uri"}`` of the run whose
+        window ends last.
+    """
+    runs = tracking.monitoring_runs(client, experiment_name, model)
+    if not runs:
+        return None
+    tags = runs[0].data.tags  # the newest window: if it ends before ``since``, every other one does too
+    window_end = tags.get(tracking.TAG_WINDOW_END)
+    floor = parse_moment(since, "since")
+    if floor is not None and (window_end or "") < floor.isoformat():
+        return None
+    return {
+        "run_id": str(runs[0].info.run_id),
+        "window_end": window_end,
+        "drift_detected": tags.get(tracking.TAG_DRIFT_DETECTED) == "true",
+        "drifted_share": float(tags.get(tracking.TAG_DRIFTED_SHARE) or 0),
+        "report_uri": tags.get(tracking.TAG_DRIFT_REPORT),
+    }

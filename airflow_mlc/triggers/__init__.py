@@ -1,0 +1,1 @@
+"""Triggers of airflow-mlc: the deferrable sensors wait in the triggerer through ``ProbeTrigger``."""
