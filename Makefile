@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck lock clean
+.PHONY: venv demo test lint typecheck lock clean bench-drift
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -22,14 +22,18 @@ demo: $(STAMP)
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_mlc dags tests scripts
-	$(BIN)/ruff format --check airflow_mlc dags tests scripts
+	$(BIN)/ruff check airflow_mlc dags tests scripts benchmarks
+	$(BIN)/ruff format --check airflow_mlc dags tests scripts benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy airflow_mlc
 
 test: lint typecheck
 	$(BIN)/python -m pytest
+
+# Size and time of the drift and quality reports on 10k and 100k-row windows.
+bench-drift: $(STAMP)
+	$(BIN)/python benchmarks/drift_report_size.py
 
 # Re-pin every dependency (CI installs exactly constraints.txt).
 lock:

@@ -56,12 +56,16 @@ def training_params(spec: ModelLifecycleSpec) -> dict[str, Param]:
     }
 
 
+def cron(expression: str | None) -> CronTriggerTimetable | None:
+    """A spec schedule (cron expression or preset) in UTC."""
+    return CronTriggerTimetable(expression, timezone="UTC") if expression else None
+
+
 def training_schedule(spec: ModelLifecycleSpec) -> AssetOrTimeSchedule | list[Asset]:
     """The spec's cron schedule (UTC) or the retraining asset; only the asset when there is no schedule."""
     asset = Asset(spec.retrain_asset_uri)
-    if spec.schedule.train is None:
-        return [asset]
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(spec.schedule.train, timezone="UTC"), assets=[asset])
+    timetable = cron(spec.schedule.train)
+    return AssetOrTimeSchedule(timetable=timetable, assets=[asset]) if timetable else [asset]
 
 
 def training_dag(spec: ModelLifecycleSpec) -> DAG:
@@ -111,7 +115,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
     with DAG(
         dag_id=f"mlc_{spec.name}_monitor",
         description=f"Watch {spec.name} for drift and quality loss; request its retraining",
-        schedule=spec.schedule.monitor,
+        schedule=cron(spec.schedule.monitor),
         params={
             **window_params(),
             "force_retrain": Param(

@@ -135,12 +135,17 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, spec: ModelLife
     _check_columns(current, columns, "the monitored window")
     _check_columns(reference, columns, "the reference dataset")
     definition = _definition(spec, columns)
+    from evidently.legacy.calculations.stattests.registry import StatTestNotFoundError
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        snapshot = Report([_drift_preset(spec, columns)], include_tests=True).run(
-            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-            current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-        )
+        try:
+            snapshot = Report([_drift_preset(spec, columns)], include_tests=True).run(
+                reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+                current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+            )
+        except StatTestNotFoundError as exc:
+            raise BadInputError(f"monitoring.drift: {exc}") from None
     drifts = column_drifts(snapshot)
     drifted = {d.column: d.score for d in drifts if d.drifted}
     share = len(drifted) / len(drifts)

@@ -78,7 +78,7 @@ def newest_rows(test: pd.DataFrame, time_column: str | None, champion_end: str |
         times = pd.to_datetime(test[time_column], utc=True)
         newer = test[times >= pd.Timestamp(champion_end)]
         if not newer.empty:
-            return newer, f"the {len(newer)} test rows from {champion_end} on, newer than the champion's data"
+            return newer, f"the {len(newer)} test rows newer than the champion's data (which ends {champion_end})"
         return test, f"all {len(test)} test rows (none is newer than the champion's data, which ends {champion_end})"
     return test, f"all {len(test)} test rows"
 

@@ -40,5 +40,5 @@ class DriftSensor(ProbeSensor):
             "mlflow_conn_id": self.mlflow_connection,
             "experiment_name": spec.monitoring_experiment_name,
             "model": spec.name,
-            "since": self.since or None,
+            "since": None if self.since in (None, "", "None") else self.since,  # "None": an empty template
         }

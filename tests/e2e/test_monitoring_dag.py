@@ -76,7 +76,7 @@ def test_drift_triggers_a_retraining_that_takes_champion_only_when_better(airflo
     retrain = run_dag(f"mlc_{spec.name}_train", triggering_events=events)
     assert str(retrain.state) == "success"
     evaluation = task_result(retrain, "evaluate")
-    assert evaluation["scored_on"].startswith(f"the {evaluation['scored_rows']} test rows from 2011-04-01")
+    assert evaluation["scored_on"].startswith(f"the {evaluation['scored_rows']} test rows newer than the champion's")
     decision = task_result(retrain, "register")
     assert decision["promoted"] is True and decision["previous_champion"] == "1"
     version = client.get_model_version(spec.name, decision["version"])
@@ -134,3 +134,48 @@ def test_no_champion_and_no_reference_skips_the_check(airflow_db: Path, tmp_path
     spec = make_spec(tmp_path, bikes_data("unmonitored"))
     states = task_states(monitor(spec, "2011-04-01"))
     assert states["drift"] == "skipped" and states["request_retraining"] == "skipped"
+
+
+def test_the_data_sensor_defers_until_the_window_s_data_arrives(
+    airflow_db: Path, tmp_path: Path, bikes, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The source file appears only once the sensor has deferred: the trigger (run in line) sees it."""
+    import threading
+
+    source = tmp_path / "late.csv"
+    data = bikes_data("late")
+    data["source"]["path"] = str(source)
+    reference = tmp_path / "reference.csv"
+    bikes.to_csv(reference, index=False)
+    data["monitoring"] = {
+        "window_days": 28,
+        "min_rows": 500,
+        "drift": {"reference": str(reference)},
+        "wait": {"poke_interval_seconds": 0.5, "timeout_hours": 0.05},
+    }
+    spec = make_spec(tmp_path, data)
+    output: list[str] = []
+    arrival = threading.Thread(target=write_once_deferred, args=(capfd, output, bikes, source), daemon=True)
+    arrival.start()
+    run = monitor(spec, "2011-04-01")
+    arrival.join(timeout=5)
+    output.append(capfd.readouterr().out)
+
+    log = "".join(output)
+    assert log.index("Pausing task as DEFERRED") < log.index("[DAG TEST] running trigger in line")
+    assert task_states(run)["drift"] == "success"
+    waited = task_result(run, "wait_for_data")
+    assert waited["rows"] >= 500 and waited["window"]["end"] == "2011-04-01T00:00:00+00:00"
+
+
+def write_once_deferred(capfd: pytest.CaptureFixture[str], output: list[str], frame, path: Path) -> None:
+    """Write ``frame`` to ``path`` once the run's log says the sensor deferred (the log is kept in ``output``)."""
+    import time
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        output.append(capfd.readouterr().out)
+        if "Pausing task as DEFERRED" in "".join(output):
+            frame.to_csv(path, index=False)
+            return
+        time.sleep(0.2)

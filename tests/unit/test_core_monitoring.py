@@ -50,7 +50,7 @@ def test_a_winter_window_does_not_drift_from_winter_training_data(spec, hourly) 
     assert not result.detected
     assert result.drifted_columns == {}
     assert [c.column for c in result.columns] == ["temp", "atemp", "hum", "windspeed"]
-    assert all(c.method == "Wasserstein distance (normed)" and c.threshold == 1.0 for c in result.columns)
+    assert all(c.method == "wasserstein" and c.threshold == 1.0 for c in result.columns)
     assert "DataDriftPreset" in snapshot.json() or snapshot.dict()["metrics"]
 
 
@@ -83,6 +83,12 @@ def test_a_controlled_shift_drifts_exactly_the_shifted_column(spec, hourly) -> N
     methods = {c.column: c.method for c in result.columns}
     assert methods["temp"] == "ks"
     assert next(c for c in result.columns if c.column == "temp").score == pytest.approx(1.0)  # identical: p-value 1
+
+
+def test_an_unknown_stattest_is_bad_input(spec, hourly) -> None:
+    reference = window(hourly, "2011-01-01", "2011-02-01")
+    with pytest.raises(BadInputError, match="monitoring.drift: No stattest found of name wasserstien"):
+        drift_report(reference, reference, with_drift(spec, method="wasserstien"))
 
 
 def test_bad_windows_are_clear_errors(spec, hourly) -> None:
@@ -173,7 +179,9 @@ def test_the_comparison_uses_only_rows_newer_than_the_champion_s_data(hourly) ->
     test = window(hourly, "2011-03-20", "2011-04-10")
     newer, described = newest_rows(test, "timestamp", "2011-04-01T00:00:00+00:00")
     assert newer.timestamp.min() >= pd.Timestamp("2011-04-01") and len(newer) < len(test)
-    assert described.startswith(f"the {len(newer)} test rows from 2011-04-01")
+    assert (
+        described == f"the {len(newer)} test rows newer than the champion's data (which ends 2011-04-01T00:00:00+00:00)"
+    )
 
     same, fallback = newest_rows(test, "timestamp", "2011-05-01T00:00:00+00:00")
     assert len(same) == len(test) and "none is newer" in fallback
