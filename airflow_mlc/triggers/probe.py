@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_mlc.errors import BadInputError
 from airflow_mlc.sensors.probes import PROBES, run_probe
 
 
@@ -21,8 +22,12 @@ class ProbeTrigger(BaseTrigger):
     :param arguments: the probe's keyword arguments (JSON-serializable).
     :param poke_interval: seconds between two probes.
     :return: one event: ``{"status": "success", **detail}`` when the probe is done, or
-        ``{"status": "error", "message"}`` when it raised.
+        ``{"status": "error", "message"}`` when it found bad input or failed ``max_failures`` times in a
+        row (a server that is briefly unreachable does not end the wait).
     """
+
+    #: Consecutive probe failures (other than bad input) after which the trigger gives up.
+    max_failures = 3
 
     def __init__(self, probe: str, arguments: dict[str, Any], poke_interval: float = 60.0) -> None:
         super().__init__()
@@ -39,13 +44,20 @@ class ProbeTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        failures = 0
         while True:
             try:
                 done, detail = await asyncio.to_thread(run_probe, self.probe, self.arguments)
+                failures = 0
             except Exception as exc:
-                self.log.exception("Probe %s failed", self.probe)
-                yield TriggerEvent({"status": "error", "message": str(exc) or type(exc).__name__})
-                return
+                failures += 1
+                if isinstance(exc, BadInputError) or failures >= self.max_failures:
+                    self.log.exception("Probe %s failed", self.probe)
+                    yield TriggerEvent({"status": "error", "message": str(exc) or type(exc).__name__})
+                    return
+                self.log.warning("Probe %s failed (%s), trying again in %s s", self.probe, exc, self.poke_interval)
+                await asyncio.sleep(self.poke_interval)
+                continue
             if done:
                 yield TriggerEvent({"status": "success", **detail})
                 return

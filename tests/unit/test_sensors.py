@@ -22,6 +22,7 @@ from airflow_mlc.sensors.drift import DriftSensor
 from airflow_mlc.sensors.model import ModelVersionSensor
 from airflow_mlc.sensors.probes import data_available, drift, model_version, run_probe
 from airflow_mlc.spec import ModelLifecycleSpec, SourceSpec, parse_spec
+from airflow_mlc.triggers import probe as trigger_module
 from airflow_mlc.triggers.probe import ProbeTrigger
 
 pytestmark = pytest.mark.unit
@@ -275,6 +276,23 @@ def test_the_trigger_fires_once_the_file_appears(tmp_path: Path) -> None:
         "window": {"start": "2024-01-01T00:00:00+00:00", "end": "2024-01-08T00:00:00+00:00"},
         "source": str(path),
     }
+
+
+def test_the_trigger_retries_a_failing_probe_then_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe failing for another reason than bad input (here: a folder where a file should be) is retried."""
+    path = tmp_path / "data.csv"
+    path.mkdir()
+    trigger = ProbeTrigger("data_available", arguments(path), poke_interval=0.01)
+    attempts = []
+    original = trigger_module.run_probe
+
+    def counted(*args: Any) -> Any:
+        attempts.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(trigger_module, "run_probe", counted)
+    event = asyncio.run(first_event(trigger))
+    assert event["status"] == "error" and len(attempts) == ProbeTrigger.max_failures
 
 
 def test_the_trigger_reports_a_failing_probe(tmp_path: Path) -> None:
