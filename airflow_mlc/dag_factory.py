@@ -1,8 +1,9 @@
-"""Template DAGs: every spec becomes ``mlc_<name>_train`` and ``mlc_<name>_monitor``.
+"""Template DAGs: every spec becomes ``mlc_<name>_train``, ``_monitor``, ``_predict`` and ``_rollback``.
 
 Training: ingest >> validate >> prepare >> train >> evaluate >> register, on the spec's schedule
 or on an event of the retraining asset ``mlc://<name>/retrain``, whichever comes first.
 Monitoring: wait_for_data >> ingest >> drift, quality >> request_retraining, whose outlet is that asset.
+Rollback: one manual task that points ``champion`` back at an earlier version.
 
 Only the spec module and the operator classes are imported here, so parsing stays cheap.
 """
@@ -21,6 +22,7 @@ from airflow_mlc.operators.monitor import DriftReportOperator, ModelQualityOpera
 from airflow_mlc.operators.prepare import PrepareDataOperator
 from airflow_mlc.operators.register import RegisterModelOperator
 from airflow_mlc.operators.retrain import RetrainTriggerOperator
+from airflow_mlc.operators.rollback import RollbackOperator
 from airflow_mlc.operators.train import TrainModelOperator
 from airflow_mlc.operators.validate import ValidateDataOperator
 from airflow_mlc.sensors.data import DataAvailableSensor
@@ -163,11 +165,40 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
     return dag
 
 
+def rollback_dag(spec: ModelLifecycleSpec) -> DAG:
+    """The manual rollback DAG of one spec: ``champion`` back to the previous or a named version."""
+    with DAG(
+        dag_id=f"mlc_{spec.name}_rollback",
+        description=f"Point the champion of {spec.name} back at an earlier version, with a reason",
+        schedule=None,
+        params={
+            "target_version": Param(
+                None,
+                type=["null", "string", "integer"],
+                title="Target version",
+                description="Empty: the version the current champion replaced.",
+            ),
+            "reason": Param("", type="string", minLength=1, title="Reason", description="Recorded with the move."),
+        },
+        render_template_as_native_obj=True,
+        max_active_runs=1,
+        tags=["mlc", spec.name, *spec.tags],
+        doc_md=f"Roll back `models:/{spec.registered_model_name}@champion`; the move is recorded with who, why, when.",
+    ) as dag:
+        RollbackOperator(
+            task_id="rollback",
+            spec=spec,
+            target_version="{{ params.target_version }}",
+            reason="{{ params.reason }}",
+        )
+    return dag
+
+
 def specs_dir(default: str | os.PathLike[str]) -> Path:
     return Path(os.environ.get(SPECS_DIR_VARIABLE) or default)
 
 
 def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     """Every DAG of every spec in ``folder``, by dag_id. A bad spec raises a ``SpecError`` naming it."""
-    dags = [build(spec) for spec in load_specs(folder) for build in (training_dag, monitoring_dag)]
+    dags = [build(spec) for spec in load_specs(folder) for build in (training_dag, monitoring_dag, rollback_dag)]
     return {dag.dag_id: dag for dag in dags}

@@ -158,6 +158,7 @@ class ScheduleSpec(_Strict):
 
     train: str | None = Field(None, description="Scheduled retraining; drift-triggered retraining needs no schedule.")
     monitor: str | None = Field(None, description="When the monitoring DAG checks the newest window.")
+    predict: str | None = Field(None, description="When the prediction DAG scores the newest window.")
 
 
 class ColumnDriftSpec(_Strict):
@@ -205,6 +206,25 @@ class MonitoringSpec(_Strict):
     wait: WaitSpec = WaitSpec()
 
 
+class PredictionSpec(_Strict):
+    """Batch inference: which window the prediction DAG scores, how, and where the predictions go."""
+
+    window_days: int = Field(1, ge=1, description="Length of the scored window, ending at the run's end.")
+    chunk_rows: int = Field(100_000, ge=1, description="Rows scored at a time; bounds the memory used.")
+    keep_columns: list[str] | None = Field(
+        None, description="Source columns copied beside each prediction; default: the time column, if any."
+    )
+    model_version: str | None = Field(None, description="A pinned version; default: the one 'champion' points at.")
+    table: str | None = Field(None, description="A SQL table that also receives the predictions.")
+    conn_id: str | None = Field(None, description="Airflow SQL connection of the table.")
+
+    @model_validator(mode="after")
+    def _table_needs_connection(self) -> PredictionSpec:
+        if self.table and not self.conn_id:
+            raise ValueError("prediction.table needs prediction.conn_id (an Airflow SQL connection)")
+        return self
+
+
 class StorageSpec(_Strict):
     artifact_root: str | None = Field(
         None, description="Local folder or s3:// prefix; defaults to $MLC_ARTIFACT_ROOT or $AIRFLOW_HOME/mlc/artifacts."
@@ -235,6 +255,7 @@ class ModelLifecycleSpec(_Strict):
     window: WindowSpec = WindowSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
+    prediction: PredictionSpec = PredictionSpec()
     storage: StorageSpec = StorageSpec()
     mlflow: MlflowSpec = MlflowSpec()
     tags: list[str] = []
@@ -295,6 +316,11 @@ class ModelLifecycleSpec(_Strict):
     def monitoring_experiment_name(self) -> str:
         """The MLflow experiment of the monitoring runs (drift and quality reports)."""
         return f"{self.experiment_name}/monitoring"
+
+    @property
+    def registry_experiment_name(self) -> str:
+        """The MLflow experiment holding the history of champion moves (one run per move)."""
+        return f"{self.experiment_name}/champion-moves"
 
     @property
     def higher_is_better(self) -> bool:

@@ -1,12 +1,17 @@
-"""Register and promote: model versions and the ``champion`` / ``challenger`` aliases in MLflow."""
+"""Register, promote and roll back: model versions, the ``champion`` / ``challenger`` aliases, their history."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from airflow_mlc.core import tracking
+from airflow_mlc.errors import BadInputError, MLCError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -73,6 +78,152 @@ def decide(
     return True, f"gates passed: {summary}"
 
 
+#: Tags of a champion-move record: one MLflow run per move, in the model's registry experiment.
+KIND_CHAMPION_MOVE = "champion_move"
+TAG_MOVE = "mlc.move"
+TAG_FROM_VERSION = "mlc.from_version"
+TAG_TO_VERSION = "mlc.to_version"
+TAG_MOVED_BY = "mlc.moved_by"
+TAG_MOVED_AT = "mlc.moved_at"
+TAG_REASON = "mlc.reason"
+LOCK_SUFFIX = ".mlc-lock"
+TAG_LOCK_HOLDER = "mlc.lock_holder"
+TAG_LOCK_SINCE = "mlc.lock_since"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One move of ``champion``: a promotion or a rollback, with who, why and when."""
+
+    kind: str
+    model: str
+    from_version: str | None
+    to_version: str
+    reason: str
+    moved_by: str
+    moved_at: str
+    dag_id: str = ""
+    run_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MoveLog:
+    """Where champion moves are recorded, and the Airflow task that records them.
+
+    ``key`` (the task's ``mlc.dag_id``, ``mlc.run_id``, ``mlc.task_id``) makes recording idempotent:
+    a retried task finds its record instead of writing a second one.
+    """
+
+    experiment_id: str
+    key: dict[str, str]
+    moved_by: str
+
+    def find(self, client: Any, model: str) -> Move | None:
+        """This task's recorded move of ``model``, if it made one."""
+        runs = tracking.find_runs(
+            client, self.experiment_id, {**self.key, tracking.TAG_KIND: KIND_CHAMPION_MOVE, tracking.TAG_MODEL: model}
+        )
+        return _move(runs[0]) if runs else None
+
+    def record(
+        self, client: Any, model: str, kind: str, from_version: str | None, to_version: str, reason: str
+    ) -> Move:
+        tags = {
+            tracking.TAG_KIND: KIND_CHAMPION_MOVE,
+            tracking.TAG_MODEL: model,
+            TAG_MOVE: kind,
+            TAG_FROM_VERSION: from_version or "",
+            TAG_TO_VERSION: to_version,
+            TAG_REASON: reason[:5000],
+            TAG_MOVED_BY: self.moved_by,
+            TAG_MOVED_AT: _now(),
+        }
+        run_id = tracking.get_or_create_run(client, self.experiment_id, {**self.key, tracking.TAG_MODEL: model}, tags)
+        return _move(client.get_run(run_id))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _move(run: Any) -> Move:
+    tags = run.data.tags
+    return Move(
+        kind=tags[TAG_MOVE],
+        model=tags[tracking.TAG_MODEL],
+        from_version=tags.get(TAG_FROM_VERSION) or None,
+        to_version=tags[TAG_TO_VERSION],
+        reason=tags.get(TAG_REASON, ""),
+        moved_by=tags.get(TAG_MOVED_BY, ""),
+        moved_at=tags.get(TAG_MOVED_AT, ""),
+        dag_id=tags.get(tracking.TAG_DAG_ID, ""),
+        run_id=tags.get(tracking.TAG_RUN_ID, ""),
+    )
+
+
+def champion_history(client: Any, experiment_name: str, model: str) -> list[Move]:
+    """Every recorded move of ``model``'s champion, oldest first."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    runs = tracking.find_runs(
+        client, experiment.experiment_id, {tracking.TAG_KIND: KIND_CHAMPION_MOVE, tracking.TAG_MODEL: model}
+    )
+    return sorted((_move(run) for run in runs), key=lambda move: move.moved_at)
+
+
+@contextmanager
+def registry_lock(
+    client: Any, model: str, holder: str, timeout: float = 300, stale_after: float = 900
+) -> Iterator[None]:
+    """Hold the model's registry lock: only one task at a time reads and moves its aliases.
+
+    The lock is a registered model named ``<model>.mlc-lock``: the registry refuses a second model of
+    the same name, so creating it succeeds for exactly one task, on any machine. It is deleted on
+    release; a lock older than ``stale_after`` seconds (its holder died) is broken.
+    """
+    from mlflow.exceptions import MlflowException
+
+    name = f"{model}{LOCK_SUFFIX}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.create_registered_model(
+                name,
+                tags={TAG_LOCK_HOLDER: holder, TAG_LOCK_SINCE: str(time.time())},
+                description=f"Held while {holder} moves the aliases of {model}; deleted when done.",
+            )
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        _break_if_stale(client, name, stale_after)
+        if time.monotonic() > deadline:
+            raise MLCError(f"the registry lock {name!r} was not released within {timeout:g} s")
+        time.sleep(random.uniform(0.05, 0.25))
+    try:
+        yield
+    finally:
+        try:
+            client.delete_registered_model(name)
+        except MlflowException:
+            pass  # broken as stale meanwhile
+
+
+def _break_if_stale(client: Any, name: str, stale_after: float) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        since = float(client.get_registered_model(name).tags.get(TAG_LOCK_SINCE, "0"))
+        if time.time() - since > stale_after:
+            client.delete_registered_model(name)
+    except MlflowException:
+        pass  # released meanwhile
+
+
 def register_and_promote(
     client: Any,
     model: str,
@@ -81,40 +232,91 @@ def register_and_promote(
     passed: bool,
     reasons: list[str],
     version_tags: dict[str, str],
+    *,
+    evaluated_against: str | None,
     force: bool = False,
     dry_run: bool = False,
+    log: MoveLog | None = None,
 ) -> Decision:
     """Register the run's model, point ``challenger`` at it, and move ``champion`` when the decision allows.
 
-    Every move is recorded on the version's tags: the decision, its reason, the previous champion.
-    A dry run changes nothing and reports what would happen.
+    The decision is taken and carried out under the model's registry lock, against the champion as it
+    is at that moment: if ``champion`` moved since the candidate was evaluated against
+    ``evaluated_against``, the comparison is stale and the candidate is not promoted (unless forced).
+    Every move is recorded on the version's tags and, with ``log``, as a champion-move record. A
+    retry finds its version by MLflow run id and changes nothing more. A dry run changes nothing.
     """
     import mlflow
 
-    champion = version_by_alias(client, model, CHAMPION)
-    champion_version = str(champion.version) if champion is not None else None
-    existing = find_version(client, model, run_id)
-    if existing is not None and champion_version == str(existing.version):
-        return Decision(model, champion_version, True, champion_version, None, "already champion (a retry)")
-    promote, reason = decide(passed, reasons, force, version_tags.get(tracking.TAG_WINDOW_END), champion)
-    if dry_run:
-        version = str(existing.version) if existing is not None else None
-        return Decision(
-            model, version, False, champion_version, None, f"dry run; would promote: {promote} ({reason})", True
-        )
+    with registry_lock(client, model, holder=run_id):
+        champion = version_by_alias(client, model, CHAMPION)
+        champion_version = str(champion.version) if champion is not None else None
+        existing = find_version(client, model, run_id)
+        if existing is not None and champion_version == str(existing.version):
+            return Decision(model, champion_version, True, champion_version, None, "already champion (a retry)")
+        promote, reason = decide(passed, reasons, force, version_tags.get(tracking.TAG_WINDOW_END), champion)
+        if promote and not force and champion_version != evaluated_against:
+            promote = False
+            reason = (
+                f"the champion moved from {evaluated_against or 'none'} to {champion_version} after this candidate "
+                "was evaluated: the comparison is stale, run the training again to compare with the new champion"
+            )
+        if dry_run:
+            version = str(existing.version) if existing is not None else None
+            return Decision(
+                model, version, False, champion_version, None, f"dry run; would promote: {promote} ({reason})", True
+            )
 
-    if existing is None:
-        existing = mlflow.register_model(model_uri, model, tags=version_tags)
-    version = str(existing.version)
-    client.set_model_version_tag(model, version, TAG_GATE_PASSED, str(passed).lower())
-    client.set_model_version_tag(model, version, TAG_DECISION, reason)
-    client.set_model_version_tag(model, version, TAG_DECIDED_AT, datetime.now(timezone.utc).isoformat())
-    client.set_model_version_tag(model, version, TAG_PROMOTED, str(promote).lower())
-    client.set_registered_model_alias(model, CHALLENGER, version)
-    if not promote:
-        return Decision(model, version, False, champion_version, None, reason)
+        if existing is None:
+            existing = mlflow.register_model(model_uri, model, tags=version_tags)
+        version = str(existing.version)
+        client.set_model_version_tag(model, version, TAG_GATE_PASSED, str(passed).lower())
+        client.set_model_version_tag(model, version, TAG_DECISION, reason)
+        client.set_model_version_tag(model, version, TAG_DECIDED_AT, _now())
+        client.set_model_version_tag(model, version, TAG_PROMOTED, str(promote).lower())
+        client.set_registered_model_alias(model, CHALLENGER, version)
+        if not promote:
+            return Decision(model, version, False, champion_version, None, reason)
 
-    client.set_model_version_tag(model, version, TAG_PREVIOUS_CHAMPION, champion_version or "")
-    client.set_registered_model_alias(model, CHAMPION, version)
-    client.delete_registered_model_alias(model, CHALLENGER)  # the challenger is the champion now
-    return Decision(model, version, True, version, champion_version, reason)
+        client.set_model_version_tag(model, version, TAG_PREVIOUS_CHAMPION, champion_version or "")
+        client.set_registered_model_alias(model, CHAMPION, version)
+        client.delete_registered_model_alias(model, CHALLENGER)  # the challenger is the champion now
+        if log is not None:
+            log.record(client, model, "promotion", champion_version, version, reason)
+        return Decision(model, version, True, version, champion_version, reason)
+
+
+def rollback(client: Any, model: str, target: str | None, reason: str, log: MoveLog) -> Move:
+    """Point ``champion`` back at ``target``, or at the current champion's previous champion.
+
+    The target must exist and not be archived. The move is recorded (who, why, when) in ``log``; a
+    retried rollback task finds its record and moves nothing again.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not reason.strip():
+        raise BadInputError("a rollback needs a reason")
+    with registry_lock(client, model, holder=":".join(log.key.values())):
+        done = log.find(client, model)
+        if done is not None:
+            return done
+        champion = version_by_alias(client, model, CHAMPION)
+        if champion is None:
+            raise BadInputError(f"model {model!r} has no champion to roll back")
+        target = str(target or champion.tags.get(TAG_PREVIOUS_CHAMPION) or "")
+        if not target:
+            raise BadInputError(
+                f"champion version {champion.version} of {model!r} records no previous champion: name a target version"
+            )
+        try:
+            version = client.get_model_version(model, target)
+        except MlflowException:
+            raise BadInputError(f"version {target!r} of model {model!r} does not exist") from None
+        if str(version.current_stage).lower() == "archived":
+            raise BadInputError(f"version {target} of model {model!r} is archived")
+        if target == str(champion.version):
+            raise BadInputError(f"version {target} of model {model!r} is already champion")
+        client.set_registered_model_alias(model, CHAMPION, target)
+        client.set_model_version_tag(model, target, TAG_DECISION, f"rolled back from {champion.version}: {reason}")
+        client.set_model_version_tag(model, target, TAG_DECIDED_AT, _now())
+        return log.record(client, model, "rollback", str(champion.version), target, reason)

@@ -17,6 +17,7 @@ from airflow_mlc.spec import ModelLifecycleSpec, load_spec
 if TYPE_CHECKING:
     from airflow.sdk import Context, XComArg
 
+    from airflow_mlc.core.registry import MoveLog
     from airflow_mlc.core.storage import Storage
 
 
@@ -131,6 +132,19 @@ class MLCBaseOperator(BaseOperator):
             tracking.TAG_TASK_ID: self.task_id,
             tracking.TAG_MODEL: self.model_spec.name,
         }
+
+    def move_log(self, client: Any, context: Context) -> MoveLog:
+        """Where this task records the champion moves it makes, and who it acts for."""
+        from airflow_mlc.core import tracking
+        from airflow_mlc.core.registry import MoveLog
+
+        experiment_id = tracking.ensure_experiment(
+            client, self.model_spec.registry_experiment_name, self.mlflow_hook.get_conn().artifact_location
+        )
+        dag_run = context.get("dag_run")
+        user = getattr(dag_run, "triggering_user_name", None) or getattr(dag_run, "run_type", None) or "airflow"
+        key = {k: v for k, v in self.run_tags(context).items() if k != tracking.TAG_MODEL}
+        return MoveLog(experiment_id, key, moved_by=str(user))
 
     def execute(self, context: Context) -> Any:
         try:

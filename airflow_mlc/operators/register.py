@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 class RegisterModelOperator(MLCBaseOperator):
     """Register the trained model, point ``challenger`` at it, and move ``champion`` when allowed.
 
-    ``champion`` moves only when the evaluation passed (or ``force_promote`` is true) and the
-    candidate's data does not end before the champion's. The version carries the decision, its
+    ``champion`` moves only when the evaluation passed (or ``force_promote`` is true), the
+    candidate's data does not end before the champion's (a backfill), and the champion is still the
+    one the candidate was evaluated against. The decision is taken under the model's registry lock,
+    so two runs finishing together cannot both move it; each move is recorded in the
+    ``<experiment>/champion-moves`` experiment (who, why, when). The version carries the decision, its
     reason and the previous champion as tags (``mlc.*``), with the training run's tags and both
     scores of the comparison (``mlc.score``, ``mlc.champion_score``, ``mlc.scored_on``). With
     ``registry_dry_run`` nothing in the registry changes.
@@ -65,8 +68,10 @@ class RegisterModelOperator(MLCBaseOperator):
             bool(evaluation["passed"]),
             list(evaluation["reasons"]),
             version_tags,
+            evaluated_against=evaluation.get("champion_version"),
             force=flag(self.force_promote),
             dry_run=flag(self.registry_dry_run),
+            log=self.move_log(client, context),
         )
         self.log.info(
             "%s version %s: promoted=%s (%s)", decision.model, decision.version, decision.promoted, decision.reason

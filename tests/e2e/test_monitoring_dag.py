@@ -27,6 +27,7 @@ def monitor(spec, end: str, **conf):
 
 def test_drift_triggers_a_retraining_that_takes_champion_only_when_better(airflow_db: Path, tmp_path: Path) -> None:
     from airflow_mlc.core import tracking
+    from airflow_mlc.core.registry import champion_history
 
     spec = make_spec(tmp_path, bikes_data("bikes_loop"))
     assert str(run_dag(f"mlc_{spec.name}_train", conf=WINTER).state) == "success"
@@ -97,6 +98,17 @@ def test_drift_triggers_a_retraining_that_takes_champion_only_when_better(airflo
         "does not beat the champion"
         in client.get_model_version(spec.name, decision["version"]).tags["mlc.promotion_reason"]
     )
+
+    # rollback through its DAG: champion back to version 1, and the history shows every move
+    rolled = run_dag(f"mlc_{spec.name}_rollback", conf={"reason": "spring model misbehaves"})
+    assert str(rolled.state) == "success" and champion_version(client, spec.name) == "1"
+    history = champion_history(client, spec.registry_experiment_name, spec.name)
+    assert [(m.kind, m.from_version, m.to_version) for m in history] == [
+        ("promotion", None, "1"),
+        ("promotion", "1", "2"),
+        ("rollback", "2", "1"),
+    ]
+    assert history[-1].reason == "spring model misbehaves" and history[-1].run_id == rolled.run_id
 
 
 def event_extra(event_id: int) -> dict:

@@ -130,24 +130,36 @@ def test_promotion_follows_the_gates(spec, winter, target) -> None:
     name = "bikes_promotion"
     good = train_and_log(spec, train, test, target, tags_for("good"), ("a", "b"))
 
-    first = register_and_promote(client, name, good.model_uri, good.run_id, True, ["ok"], tags_for("good"))
+    first = register_and_promote(
+        client, name, good.model_uri, good.run_id, True, ["ok"], tags_for("good"), evaluated_against=None
+    )
     assert first.promoted and first.previous_champion is None
     assert version_by_alias(client, name, CHAMPION).version == int(first.version)
     assert version_by_alias(client, name, CHALLENGER) is None
 
-    retry = register_and_promote(client, name, good.model_uri, good.run_id, True, ["ok"], tags_for("good"))
+    retry = register_and_promote(
+        client, name, good.model_uri, good.run_id, True, ["ok"], tags_for("good"), evaluated_against=None
+    )
     assert retry.version == first.version and retry.reason == "already champion (a retry)"
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
     worse = train_and_log(spec, train, test, target, tags_for("worse"), ("a", "b"))
     dry = register_and_promote(
-        client, name, worse.model_uri, worse.run_id, False, ["bad"], tags_for("worse"), dry_run=True
+        client,
+        name,
+        worse.model_uri,
+        worse.run_id,
+        False,
+        ["bad"],
+        tags_for("worse"),
+        evaluated_against="1",
+        dry_run=True,
     )
     assert dry.dry_run and dry.version is None
     assert len(client.search_model_versions(f"name = '{name}'")) == 1
 
     kept = register_and_promote(
-        client, name, worse.model_uri, worse.run_id, False, ["rmse too high"], tags_for("worse")
+        client, name, worse.model_uri, worse.run_id, False, ["rmse too high"], tags_for("worse"), evaluated_against="1"
     )
     assert not kept.promoted and kept.champion == first.version
     assert version_by_alias(client, name, CHAMPION).version == int(first.version)
@@ -164,15 +176,37 @@ def test_a_backfill_never_takes_champion_unless_forced(spec, winter, target) -> 
     new = train_and_log(spec, train, test, target, tags_for("new", "2011-06-01T00:00:00+00:00"), ("a", "b"))
     old = train_and_log(spec, train, test, target, tags_for("old", "2011-02-01T00:00:00+00:00"), ("a", "b"))
     current = register_and_promote(
-        client, name, new.model_uri, new.run_id, True, ["ok"], tags_for("new", "2011-06-01T00:00:00+00:00")
+        client,
+        name,
+        new.model_uri,
+        new.run_id,
+        True,
+        ["ok"],
+        tags_for("new", "2011-06-01T00:00:00+00:00"),
+        evaluated_against=None,
     )
     backfill = register_and_promote(
-        client, name, old.model_uri, old.run_id, True, ["ok"], tags_for("old", "2011-02-01T00:00:00+00:00")
+        client,
+        name,
+        old.model_uri,
+        old.run_id,
+        True,
+        ["ok"],
+        tags_for("old", "2011-02-01T00:00:00+00:00"),
+        evaluated_against=current.version,
     )
     assert not backfill.promoted and "a backfill" in backfill.reason
     assert version_by_alias(client, name, CHAMPION).version == int(current.version)
     forced = register_and_promote(
-        client, name, old.model_uri, old.run_id, True, ["ok"], tags_for("old", "2011-02-01T00:00:00+00:00"), force=True
+        client,
+        name,
+        old.model_uri,
+        old.run_id,
+        True,
+        ["ok"],
+        tags_for("old", "2011-02-01T00:00:00+00:00"),
+        evaluated_against=current.version,
+        force=True,
     )
     assert forced.promoted and forced.previous_champion == current.version
     tags = client.get_model_version(name, forced.version).tags

@@ -1,0 +1,181 @@
+"""Registry moves that cannot go wrong: retries, stale comparisons, races, rollback and its history."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_mlc.core import tracking
+from airflow_mlc.core.registry import (
+    CHAMPION,
+    LOCK_SUFFIX,
+    TAG_LOCK_SINCE,
+    MoveLog,
+    champion_history,
+    register_and_promote,
+    registry_lock,
+    rollback,
+    version_by_alias,
+)
+from airflow_mlc.errors import BadInputError, MLCError
+
+pytestmark = pytest.mark.unit
+HISTORY = "safety/champion-moves"
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> tracking.MlflowTarget:
+    return tracking.embedded_target(tmp_path)
+
+
+def candidate(target: tracking.MlflowTarget, label: str, window_end: str = "2011-04-01T00:00:00+00:00"):
+    """A logged (tiny) model run; returns (run_id, model_uri, version tags)."""
+    import mlflow
+    from sklearn.dummy import DummyRegressor
+
+    client = target.activate()
+    experiment_id = tracking.ensure_experiment(client, "safety", target.artifact_location)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=label) as run:
+        info = mlflow.sklearn.log_model(
+            DummyRegressor().fit([[0.0], [1.0]], [0.0, 1.0]),
+            name="model",
+            serialization_format="cloudpickle",
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+        )
+    return run.info.run_id, info.model_uri, {tracking.TAG_WINDOW_END: window_end}
+
+
+def move_log(client, run_id: str, task_id: str = "register") -> MoveLog:
+    experiment_id = tracking.ensure_experiment(client, HISTORY, None)
+    key = {tracking.TAG_DAG_ID: "mlc_safety_train", tracking.TAG_RUN_ID: run_id, tracking.TAG_TASK_ID: task_id}
+    return MoveLog(experiment_id, key, moved_by="alice")
+
+
+def promote(client, model: str, made: tuple, evaluated_against: str | None, run_key: str, **options):
+    run_id, uri, tags = made
+    return register_and_promote(
+        client,
+        model,
+        uri,
+        run_id,
+        True,
+        ["ok"],
+        tags,
+        evaluated_against=evaluated_against,
+        log=move_log(client, run_key),
+        **options,
+    )
+
+
+def champion(client, model: str) -> str | None:
+    found = version_by_alias(client, model, CHAMPION)
+    return str(found.version) if found is not None else None
+
+
+def test_a_retried_promote_changes_nothing(target) -> None:
+    client = target.activate()
+    made = candidate(target, "first")
+    first = promote(client, "m", made, None, "run_1")
+    again = promote(client, "m", made, None, "run_1")
+
+    assert first.promoted and again.reason == "already champion (a retry)"
+    assert len(client.search_model_versions("name = 'm'")) == 1
+    assert [(m.kind, m.from_version, m.to_version) for m in champion_history(client, HISTORY, "m")] == [
+        ("promotion", None, "1")
+    ]
+    assert client.search_registered_models(f"name = 'm{LOCK_SUFFIX}'") == []  # the lock was released
+
+
+def test_a_candidate_evaluated_against_an_older_champion_is_not_promoted(target) -> None:
+    client = target.activate()
+    promote(client, "m", candidate(target, "v1"), None, "run_1")
+    promote(client, "m", candidate(target, "v2"), "1", "run_2")
+
+    stale = promote(client, "m", candidate(target, "v3"), "1", "run_3")
+    assert not stale.promoted and "the champion moved from 1 to 2" in stale.reason
+    assert champion(client, "m") == "2"
+    forced = promote(client, "m", candidate(target, "v4"), "1", "run_4", force=True)
+    assert forced.promoted and champion(client, "m") == "4"
+
+
+def test_concurrent_promotions_leave_one_champion_and_a_consistent_history(target) -> None:
+    client = target.activate()
+    promote(client, "m", candidate(target, "v1"), None, "run_0")
+    made = [candidate(target, f"racer{i}") for i in range(4)]
+    decisions: list = []
+    start = threading.Barrier(len(made))
+
+    def race(index: int) -> None:
+        own_client = target.activate()
+        start.wait()
+        decisions.append(promote(own_client, "m", made[index], "1", f"run_racer{index}"))
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(made))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    winners = [d for d in decisions if d.promoted]
+    assert len(decisions) == 4 and len(winners) == 1
+    assert champion(client, "m") == winners[0].version
+    assert all("the champion moved from 1 to" in d.reason for d in decisions if not d.promoted)
+    history = champion_history(client, HISTORY, "m")
+    assert [(m.from_version, m.to_version) for m in history] == [(None, "1"), ("1", winners[0].version)]
+
+
+def test_rollback_restores_the_previous_champion_and_both_moves_are_recorded(target) -> None:
+    client = target.activate()
+    promote(client, "m", candidate(target, "v1"), None, "run_1")
+    promote(client, "m", candidate(target, "v2"), "1", "run_2")
+    log = move_log(client, "manual_rollback", task_id="rollback")
+
+    move = rollback(client, "m", None, "v2 scores badly on live data", log)
+    assert (move.kind, move.from_version, move.to_version, move.moved_by) == ("rollback", "2", "1", "alice")
+    assert champion(client, "m") == "1"
+    assert rollback(client, "m", None, "v2 scores badly on live data", log) == move  # a retry moves nothing
+    assert champion(client, "m") == "1"
+
+    history = champion_history(client, HISTORY, "m")
+    assert [(m.kind, m.from_version, m.to_version) for m in history] == [
+        ("promotion", None, "1"),
+        ("promotion", "1", "2"),
+        ("rollback", "2", "1"),
+    ]
+    assert history[-1].reason == "v2 scores badly on live data" and history[-1].moved_at
+
+
+def test_rollback_refuses_bad_targets(target) -> None:
+    client = target.activate()
+    promote(client, "m", candidate(target, "v1"), None, "run_1")
+    promote(client, "m", candidate(target, "v2"), "1", "run_2")
+    log = move_log(client, "bad_rollback", task_id="rollback")
+
+    with pytest.raises(BadInputError, match="version '7' of model 'm' does not exist"):
+        rollback(client, "m", "7", "why not", log)
+    with pytest.raises(BadInputError, match="already champion"):
+        rollback(client, "m", "2", "why not", log)
+    with pytest.raises(BadInputError, match="needs a reason"):
+        rollback(client, "m", "1", " ", log)
+    client.transition_model_version_stage("m", "1", "Archived")
+    with pytest.raises(BadInputError, match="version 1 of model 'm' is archived"):
+        rollback(client, "m", None, "why not", log)
+    assert champion(client, "m") == "2"
+    with pytest.raises(BadInputError, match="model 'n' has no champion"):
+        rollback(client, "n", None, "why not", log)
+
+
+def test_the_lock_waits_and_a_stale_lock_is_broken(target) -> None:
+    client = target.activate()
+    with registry_lock(client, "m", holder="a"):
+        started = time.monotonic()
+        with pytest.raises(MLCError, match="was not released within 0.5 s"):
+            with registry_lock(client, "m", holder="b", timeout=0.5):
+                pass
+        assert time.monotonic() - started >= 0.5
+    client.create_registered_model(f"m{LOCK_SUFFIX}", tags={TAG_LOCK_SINCE: str(time.time() - 3600)})
+    with registry_lock(client, "m", holder="c", timeout=5, stale_after=60):
+        assert client.get_registered_model(f"m{LOCK_SUFFIX}").tags["mlc.lock_holder"] == "c"
