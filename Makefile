@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck lock clean bench-drift
+.PHONY: venv demo test lint typecheck lock clean bench-drift bench-predict
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,6 +34,10 @@ test: lint typecheck
 # Size and time of the drift and quality reports on 10k and 100k-row windows.
 bench-drift: $(STAMP)
 	$(BIN)/python benchmarks/drift_report_size.py
+
+# Chunked batch inference against a bare predict on the whole frame: rows/s and peak memory.
+bench-predict: $(STAMP)
+	$(BIN)/python benchmarks/predict_throughput.py
 
 # Re-pin every dependency (CI installs exactly constraints.txt).
 lock:

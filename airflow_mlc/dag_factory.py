@@ -3,6 +3,7 @@
 Training: ingest >> validate >> prepare >> train >> evaluate >> register, on the spec's schedule
 or on an event of the retraining asset ``mlc://<name>/retrain``, whichever comes first.
 Monitoring: wait_for_data >> ingest >> drift, quality >> request_retraining, whose outlet is that asset.
+Prediction: wait_for_data, wait_for_champion >> predict (chunked batch inference).
 Rollback: one manual task that points ``champion`` back at an earlier version.
 
 Only the spec module and the operator classes are imported here, so parsing stays cheap.
@@ -19,6 +20,7 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, P
 from airflow_mlc.operators.evaluate import EvaluateModelOperator
 from airflow_mlc.operators.ingest import IngestOperator
 from airflow_mlc.operators.monitor import DriftReportOperator, ModelQualityOperator
+from airflow_mlc.operators.predict import BatchPredictOperator
 from airflow_mlc.operators.prepare import PrepareDataOperator
 from airflow_mlc.operators.register import RegisterModelOperator
 from airflow_mlc.operators.retrain import RetrainTriggerOperator
@@ -26,6 +28,7 @@ from airflow_mlc.operators.rollback import RollbackOperator
 from airflow_mlc.operators.train import TrainModelOperator
 from airflow_mlc.operators.validate import ValidateDataOperator
 from airflow_mlc.sensors.data import DataAvailableSensor
+from airflow_mlc.sensors.model import ModelVersionSensor
 from airflow_mlc.spec import ModelLifecycleSpec, load_specs
 
 #: Folder of the spec files when ``MLC_SPECS_DIR`` is not set: ``specs/`` beside the DAG file.
@@ -142,14 +145,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
             "lookback_days": monitoring.window_days,
             "prefer_data_interval": True,
         }
-        wait = DataAvailableSensor(
-            task_id="wait_for_data",
-            deferrable=monitoring.wait.deferrable,
-            poke_interval=monitoring.wait.poke_interval_seconds,
-            timeout=monitoring.wait.timeout_hours * 3600,
-            mode="poke" if monitoring.wait.deferrable else "reschedule",
-            **window,
-        )
+        wait = DataAvailableSensor(task_id="wait_for_data", **waiting(spec), **window)
         ingest = IngestOperator(task_id="ingest", **window)
         drift = DriftReportOperator(task_id="drift", spec=spec, current=ingest.output)
         quality = ModelQualityOperator(task_id="quality", spec=spec, current=ingest.output)
@@ -162,6 +158,65 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
         )
         wait >> ingest
         drift >> quality >> request
+    return dag
+
+
+def waiting(spec: ModelLifecycleSpec) -> dict[str, Any]:
+    """How the sensors of the spec's DAGs wait (``monitoring.wait``)."""
+    wait = spec.monitoring.wait
+    return {
+        "deferrable": wait.deferrable,
+        "poke_interval": wait.poke_interval_seconds,
+        "timeout": wait.timeout_hours * 3600,
+        "mode": "poke" if wait.deferrable else "reschedule",
+    }
+
+
+def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
+    """The batch-inference DAG of one spec: wait for the window's data and a champion, then score in chunks."""
+    prediction = spec.prediction
+    with DAG(
+        dag_id=f"mlc_{spec.name}_predict",
+        description=f"Score the newest window with {spec.name}'s champion",
+        schedule=cron(spec.schedule.predict),
+        params={
+            **window_params(),
+            "model_version": Param(
+                prediction.model_version,
+                type=["null", "string", "integer"],
+                title="Model version",
+                description="Empty: the version 'champion' points at when the run starts scoring.",
+            ),
+        },
+        render_template_as_native_obj=True,
+        tags=["mlc", spec.name, *spec.tags],
+        doc_md=(
+            f"Batch inference of **{spec.name}**: the last {prediction.window_days} day(s), in chunks of "
+            f"{prediction.chunk_rows} rows, to one Parquet partition per interval"
+            + (f" and the table `{prediction.table}`." if prediction.table else ".")
+        ),
+    ) as dag:
+        window: dict[str, Any] = {
+            "spec": spec,
+            "window_start": "{{ params.window_start }}",
+            "window_end": "{{ params.window_end }}",
+        }
+        wait_for_data = DataAvailableSensor(
+            task_id="wait_for_data",
+            lookback_days=prediction.window_days,
+            prefer_data_interval=True,
+            min_rows=1,
+            **waiting(spec),
+            **window,
+        )
+        wait_for_champion = ModelVersionSensor(
+            task_id="wait_for_champion",
+            spec=spec,
+            alias="{{ '' if params.model_version else 'champion' }}",
+            **waiting(spec),
+        )
+        predict = BatchPredictOperator(task_id="predict", model_version="{{ params.model_version }}", **window)
+        [wait_for_data, wait_for_champion] >> predict
     return dag
 
 
@@ -200,5 +255,9 @@ def specs_dir(default: str | os.PathLike[str]) -> Path:
 
 def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     """Every DAG of every spec in ``folder``, by dag_id. A bad spec raises a ``SpecError`` naming it."""
-    dags = [build(spec) for spec in load_specs(folder) for build in (training_dag, monitoring_dag, rollback_dag)]
+    dags = [
+        build(spec)
+        for spec in load_specs(folder)
+        for build in (training_dag, monitoring_dag, prediction_dag, rollback_dag)
+    ]
     return {dag.dag_id: dag for dag in dags}

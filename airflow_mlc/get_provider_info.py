@@ -16,6 +16,7 @@ OPERATOR_MODULES = [
     "airflow_mlc.operators.register",
     "airflow_mlc.operators.monitor",
     "airflow_mlc.operators.retrain",
+    "airflow_mlc.operators.predict",
     "airflow_mlc.operators.rollback",
 ]
 SENSOR_MODULES = ["airflow_mlc.sensors.data", "airflow_mlc.sensors.model", "airflow_mlc.sensors.drift"]

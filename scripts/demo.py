@@ -4,7 +4,9 @@
 2. monitor a late-winter window (``mlc_bikes_monitor``, ending 2011-04-01): no drift, no retraining;
 3. monitor a spring window (ending 2011-05-15): the temperature drifted, the retraining asset event is emitted;
 4. run the retraining that event triggers: the spring challenger is scored against the champion on
-   the newest labelled rows and promoted only if it wins by the spec's margin.
+   the newest labelled rows and promoted only if it wins by the spec's margin;
+5. score the following week with the champion (``mlc_bikes_predict``, chunked batch inference);
+6. roll the champion back with a reason (``mlc_bikes_rollback``) and print the history of champion moves.
 
 Run by ``make demo``; AIRFLOW_HOME is set by the Makefile (default: .mlc/airflow in the checkout).
 Each step runs in its own process with its task logs in ``$AIRFLOW_HOME/demo-logs``.
@@ -24,6 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "bikes"
 WINTER = {"window_start": "2011-01-01", "window_end": "2011-04-01"}
+NEXT_WEEK = {"window_start": "2011-05-15", "window_end": "2011-05-22"}
 MARKER = ".mlc-demo"
 
 
@@ -71,6 +74,10 @@ def run_step(result_file: str, kind: str, argument: str) -> None:
         run = run_dag(f"mlc_{MODEL}_train", conf=json.loads(argument))
     elif kind == "monitor":
         run = run_dag(f"mlc_{MODEL}_monitor", conf={"window_end": argument})
+    elif kind == "predict":
+        run = run_dag(f"mlc_{MODEL}_predict", conf=json.loads(argument))
+    elif kind == "rollback":
+        run = run_dag(f"mlc_{MODEL}_rollback", conf={"reason": argument})
     else:  # retrain: the training run the monitoring run's asset event starts
         events = asset_event_ids(f"mlc://{MODEL}/retrain", source_run_id=argument)
         run = run_dag(f"mlc_{MODEL}_train", triggering_events=events)
@@ -119,7 +126,36 @@ def main() -> None:
         f"   decision: {'promoted' if decision['promoted'] else 'kept as challenger'} "
         f"version {decision['version']}: {decision['reason']}"
     )
+
+    print("\n5. Batch predictions for the week after, with the champion, in chunks")
+    predict = step("5-predict", "predict", json.dumps(NEXT_WEEK))
+    scored = task_result(predict, "predict")
+    stats = scored["stats"]
+    print(f"   {scored['rows']} rows scored by version {scored['model_version']} in {stats['seconds']:.2f} s")
+    print(f"   predictions: mean {stats['mean']:.1f}, p05 {stats['p05']:.1f}, p95 {stats['p95']:.1f}")
+    print(f"   written to {scored['uri']}")
+
+    print("\n6. Rollback, with a reason")
+    rollback = step("6-rollback", "rollback", "demo: show a rollback")
+    move = task_result(rollback, "rollback")
+    print(f"   champion {move['from_version']} -> {move['to_version']} by {move['moved_by']}: {move['reason']}")
+    print_history()
     summary(home)
+
+
+def print_history() -> None:
+    from airflow_mlc.core.registry import champion_history
+    from airflow_mlc.hooks.mlflow import MLflowHook
+    from airflow_mlc.spec import load_spec
+
+    spec = load_spec(ROOT / "dags" / "specs" / f"{MODEL}.yaml")
+    client = MLflowHook().get_conn().activate()
+    print("   history of champion moves (airflow_mlc.core.registry.champion_history):")
+    for move in champion_history(client, spec.registry_experiment_name, spec.registered_model_name):
+        print(
+            f"     {move.moved_at[:19]}  {move.kind:<9} {move.from_version or '-'} -> {move.to_version}  "
+            f"by {move.moved_by}: {move.reason[:70]}"
+        )
 
 
 def summary(home: Path) -> None:

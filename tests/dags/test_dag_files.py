@@ -80,6 +80,19 @@ def test_every_spec_yields_its_monitoring_dag() -> None:
     assert dag.max_active_runs == 1
 
 
+def test_every_spec_yields_its_prediction_and_rollback_dags() -> None:
+    bag = dag_bag()
+    predict = bag.dags["mlc_bikes_predict"]
+    assert predict.get_task("predict").upstream_task_ids == {"wait_for_data", "wait_for_champion"}
+    assert set(predict.params) == {"window_start", "window_end", "model_version"}
+    assert predict.timetable.expression == "0 0 * * *"
+    assert predict.get_task("wait_for_data").lookback_days == 1
+    rollback = bag.dags["mlc_bikes_rollback"]
+    assert [t.task_id for t in rollback.tasks] == ["rollback"]
+    assert set(rollback.params) == {"target_version", "reason"}
+    assert type(rollback.timetable).__name__ == "NullTimetable"  # manual only
+
+
 def test_a_bad_spec_is_an_import_error_naming_file_and_field(tmp_path: Path) -> None:
     data = yaml.safe_load(BIKES_SPEC.read_text())
     data["gates"]["metirc"] = data["gates"].pop("metric")
