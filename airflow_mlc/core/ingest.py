@@ -49,14 +49,18 @@ def _read_sql(query: str, engine: Any, window: Window) -> pd.DataFrame:
     if isinstance(engine, str):
         engine = sqlalchemy.create_engine(engine)
     statement = sqlalchemy.text(query)
-    wanted = {"window_start": window.start, "window_end": window.end}
-    params = {name: _naive_utc(value) for name, value in wanted.items() if f":{name}" in query}
     with engine.connect() as connection:
-        return pd.read_sql_query(statement, connection, params=params)
+        return pd.read_sql_query(statement, connection, params=window_params(query, window))
 
 
-def _naive_utc(moment: Any) -> Any:
-    return moment.replace(tzinfo=None) if moment is not None else None
+def window_params(query: str, window: Window) -> dict[str, Any]:
+    """The bind parameters ``:window_start`` / ``:window_end`` that ``query`` uses, as naive UTC datetimes."""
+    bounds = {"window_start": window.start, "window_end": window.end}
+    return {
+        name: value.replace(tzinfo=None) if value is not None else None
+        for name, value in bounds.items()
+        if f":{name}" in query
+    }
 
 
 def filter_window(frame: pd.DataFrame, time_column: str, window: Window) -> pd.DataFrame:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlc.core import storage
-from airflow_mlc.core.ingest import _naive_utc, filter_window
+from airflow_mlc.core.ingest import filter_window, window_params
 from airflow_mlc.core.window import Window
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import SourceSpec
@@ -102,8 +102,7 @@ def _sql_chunks(query: str, engine: Any, window: Window, chunk_rows: int) -> Ite
     own_engine = isinstance(engine, str)
     if own_engine:
         engine = sqlalchemy.create_engine(engine)
-    wanted = {"window_start": window.start, "window_end": window.end}
-    params = {name: _naive_utc(value) for name, value in wanted.items() if f":{name}" in query}
+    params = window_params(query, window)
     try:
         # stream_results: a server-side cursor where the driver has one, so the result is not fetched whole
         with engine.connect().execution_options(stream_results=True) as connection:

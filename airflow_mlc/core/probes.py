@@ -6,11 +6,10 @@ sensors repeat until it comes out true.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from airflow_mlc.core import registry, storage, tracking
-from airflow_mlc.core.ingest import read_source
+from airflow_mlc.core.ingest import read_source, window_params
 from airflow_mlc.core.window import Window, parse_moment
 from airflow_mlc.spec import SourceSpec
 
@@ -58,19 +57,14 @@ def _count_sql(source: SourceSpec, window: Window, engine: Any) -> int:
     text = f"SELECT COUNT(*) FROM ({query}) AS q"
     if conditions:
         text += " WHERE " + " AND ".join(conditions)
-    wanted = {"window_start": window.start, "window_end": window.end}
-    # Naive UTC, as ingest binds them; a query may use either bound itself, even an unset one (None).
-    params = {name: _naive_utc(value) for name, value in wanted.items() if f":{name}" in text}
+    # Bound as ingest binds them; a query may use either bound itself, even an unset one (None).
+    params = window_params(text, window)
     try:
         with engine.connect() as connection:
             return int(connection.execute(sqlalchemy.text(text), params).scalar_one())
     finally:
         if owned:  # a sensor counts again and again: no pool left behind each time
             engine.dispose()
-
-
-def _naive_utc(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=None) if moment is not None else None
 
 
 def alias_version(client: Any, model: str, alias: str) -> str | None:

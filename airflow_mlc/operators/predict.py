@@ -32,7 +32,7 @@ class BatchPredictOperator(MLCBaseOperator):
 
     The model is the pinned ``model_version`` (else the spec's ``prediction.model_version``), else
     the version the ``champion`` alias points at, resolved once before scoring. Each row of
-    ``predictions/window_end=<end>/predictions.parquet`` under the artifact root holds the
+    ``<name>/predictions/window_end=<end>/predictions.parquet`` under the artifact root holds the
     ``prediction.keep_columns`` (default: the time column), ``prediction``, ``model_version``,
     ``run_id`` (the Airflow run), ``window_start`` and ``window_end``. The file is keyed by the
     interval, not by the run, and replaced only when every chunk was scored: re-running an interval
