@@ -189,6 +189,7 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
             ),
         },
         render_template_as_native_obj=True,
+        max_active_runs=1,  # two runs of one interval at once would both replace its table rows
         tags=["mlc", spec.name, *spec.tags],
         doc_md=(
             f"Batch inference of **{spec.name}**: the last {prediction.window_days} day(s), in chunks of "

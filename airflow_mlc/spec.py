@@ -218,6 +218,11 @@ class PredictionSpec(_Strict):
     table: str | None = Field(None, description="A SQL table that also receives the predictions.")
     conn_id: str | None = Field(None, description="Airflow SQL connection of the table.")
 
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _version_text(cls, version: Any) -> Any:
+        return str(version) if isinstance(version, int) else version
+
     @model_validator(mode="after")
     def _table_needs_connection(self) -> PredictionSpec:
         if self.table and not self.conn_id:

@@ -32,7 +32,7 @@ class BatchPredictOperator(MLCBaseOperator):
 
     The model is the pinned ``model_version`` (else the spec's ``prediction.model_version``), else
     the version the ``champion`` alias points at, resolved once before scoring. Each row of
-    ``<name>/predictions/window_end=<end>/predictions.parquet`` under the artifact root holds the
+    ``<name>/predictions/interval=<end>/predictions.parquet`` under the artifact root holds the
     ``prediction.keep_columns`` (default: the time column), ``prediction``, ``model_version``,
     ``run_id`` (the Airflow run), ``window_start`` and ``window_end``. The file is keyed by the
     interval, not by the run, and replaced only when every chunk was scored: re-running an interval
@@ -98,7 +98,7 @@ class BatchPredictOperator(MLCBaseOperator):
         if keep_columns is None:
             keep_columns = [source.time_column] if source.time_column else []
         out_uri = self.storage.uri(
-            spec.name, "predictions", f"window_end={safe_part(bounds['end'])}", "predictions.parquet"
+            spec.name, "predictions", f"interval={safe_part(bounds['end'])}", "predictions.parquet"
         )
         extra_columns = {
             "model_version": version,
@@ -156,7 +156,8 @@ class BatchPredictOperator(MLCBaseOperator):
         from airflow_mlc.core.registry import CHAMPION, version_by_alias
 
         name = self.model_spec.registered_model_name
-        pinned = self.model_version or self.model_spec.prediction.model_version
+        given = None if self.model_version in (None, "", "None") else str(self.model_version)  # "None": empty form
+        pinned = given or self.model_spec.prediction.model_version
         if not pinned:
             champion = version_by_alias(client, name, CHAMPION)
             if champion is None:

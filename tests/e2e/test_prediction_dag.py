@@ -78,6 +78,9 @@ def test_predictions_match_the_model_and_reruns_replace_their_interval(
         "2011-04-15T00:00:00+00:00": len(pd.read_parquet(other_uri)),
     }
 
+    every_interval = pd.read_parquet(Path(result["uri"]).parent.parent)
+    assert len(every_interval) == len(week) + len(pd.read_parquet(other_uri))
+
     client = registry()
     experiment = client.get_experiment_by_name(f"{spec.experiment_name}/predictions")
     runs = client.search_runs([experiment.experiment_id])

@@ -285,7 +285,7 @@ def test_remote_sources_and_outputs_go_through_fsspec(spec, data, model, sources
     memory = fsspec.filesystem("memory")
     memory.put_file(sources["parquet"].path, "/bucket/bikes.parquet")
     source = SourceSpec(path="memory://bucket/bikes.parquet", time_column="timestamp")
-    out = "memory://bucket/predictions/window_end=2011-04-01/predictions.parquet"
+    out = "memory://bucket/predictions/interval=2011-04-01/predictions.parquet"
     local_temporaries = set(Path(tempfile.gettempdir()).glob("mlc-predictions-*"))
     stats = score(spec, model, read_chunks(source, MARCH, CHUNK, options={}), out)
     assert set(Path(tempfile.gettempdir()).glob("mlc-predictions-*")) == local_temporaries
@@ -293,4 +293,4 @@ def test_remote_sources_and_outputs_go_through_fsspec(spec, data, model, sources
         written = pd.read_parquet(handle)
     assert stats.rows == len(written) == len(rows_in(data, MARCH))
     np.testing.assert_allclose(written[PREDICTION], model.predict(rows_in(data, MARCH)[spec.features.columns]))
-    assert memory.ls("/bucket/predictions/window_end=2011-04-01", detail=False) == [out.removeprefix("memory:/")]
+    assert memory.ls("/bucket/predictions/interval=2011-04-01", detail=False) == [out.removeprefix("memory:/")]
