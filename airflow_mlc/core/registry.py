@@ -253,7 +253,10 @@ def register_and_promote(
         champion_version = str(champion.version) if champion is not None else None
         existing = find_version(client, model, run_id)
         if existing is not None and champion_version == str(existing.version):
-            return Decision(model, champion_version, True, champion_version, None, "already champion (a retry)")
+            previous = existing.tags.get(TAG_PREVIOUS_CHAMPION) or None
+            if log is not None and log.find(client, model) is None:  # the earlier attempt died before recording
+                log.record(client, model, "promotion", previous, champion_version, existing.tags.get(TAG_DECISION, ""))
+            return Decision(model, champion_version, True, champion_version, previous, "already champion (a retry)")
         promote, reason = decide(passed, reasons, force, version_tags.get(tracking.TAG_WINDOW_END), champion)
         if promote and not force and champion_version != evaluated_against:
             promote = False

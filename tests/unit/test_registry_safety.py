@@ -89,6 +89,23 @@ def test_a_retried_promote_changes_nothing(target) -> None:
     assert client.search_registered_models(f"name = 'm{LOCK_SUFFIX}'") == []  # the lock was released
 
 
+def test_a_retry_records_the_move_an_interrupted_attempt_did_not(target) -> None:
+    client = target.activate()
+    promote(client, "m", candidate(target, "v1"), None, "run_1")
+    made = candidate(target, "v2")
+    # moved champion, recorded nothing: as if the task died right after the move
+    register_and_promote(client, "m", made[1], made[0], True, ["ok"], made[2], evaluated_against="1")
+
+    retry = promote(client, "m", made, "1", "run_2")
+    assert retry.reason == "already champion (a retry)" and retry.previous_champion == "1"
+    history = champion_history(client, HISTORY, "m")
+    assert [(m.kind, m.from_version, m.to_version) for m in history] == [
+        ("promotion", None, "1"),
+        ("promotion", "1", "2"),
+    ]
+    assert history[-1].reason == "gates passed: ok"
+
+
 def test_a_candidate_evaluated_against_an_older_champion_is_not_promoted(target) -> None:
     client = target.activate()
     promote(client, "m", candidate(target, "v1"), None, "run_1")
