@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from airflow_mlc.core.registry import MoveLog
     from airflow_mlc.core.storage import Storage
+    from airflow_mlc.core.tracking import MlflowTarget
 
 
 #: An upstream result: a URI, a result dict, or (when the DAG is built) the upstream task's ``.output``.
@@ -100,8 +101,9 @@ class MLCBaseOperator(BaseOperator):
         return load_spec(self.spec)
 
     @cached_property
-    def mlflow_hook(self) -> MLflowHook:
-        return MLflowHook(self.mlflow_conn_id or self.model_spec.mlflow.conn_id)
+    def mlflow_target(self) -> MlflowTarget:
+        """Where MLflow lives, from the task's MLflow connection: looked up once per task."""
+        return MLflowHook(self.mlflow_conn_id or self.model_spec.mlflow.conn_id).get_conn()
 
     @cached_property
     def storage(self) -> Storage:
@@ -139,7 +141,7 @@ class MLCBaseOperator(BaseOperator):
         from airflow_mlc.core.registry import MoveLog
 
         experiment_id = tracking.ensure_experiment(
-            client, self.model_spec.registry_experiment_name, self.mlflow_hook.get_conn().artifact_location
+            client, self.model_spec.registry_experiment_name, self.mlflow_target.artifact_location
         )
         dag_run = context.get("dag_run")
         user = getattr(dag_run, "triggering_user_name", None) or getattr(dag_run, "run_type", None) or "airflow"

@@ -62,7 +62,7 @@ class EvaluateModelOperator(MLCBaseOperator):
 
         spec = self.model_spec
         training = result_of(self.training, "training")
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         client = target.activate()
         test = read_parquet(uri_of(self.split, "test_uri"), self.storage.options)
         candidate = mlflow.sklearn.load_model(training["model_uri"])

@@ -36,7 +36,7 @@ class _MonitoringOperator(MLCBaseOperator):
         from airflow_mlc.core import tracking
 
         spec = self.model_spec
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         experiment_id = tracking.ensure_experiment(client, spec.monitoring_experiment_name, target.artifact_location)
         key = {
             tracking.TAG_KIND: tracking.KIND_MONITORING,
@@ -95,7 +95,7 @@ class DriftReportOperator(_MonitoringOperator):
         from airflow_mlc.core.storage import read_file
 
         spec = self.model_spec
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         client = target.activate()
         champion = self.champion(client)
         try:
@@ -172,7 +172,7 @@ class ModelQualityOperator(_MonitoringOperator):
         from airflow_mlc.core.drift import QualityResult, publish_report, quality_check
 
         spec = self.model_spec
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         client = target.activate()
         champion = self.champion(client)
         if champion is None:

@@ -85,7 +85,7 @@ class BatchPredictOperator(MLCBaseOperator):
         bounds = window.as_dict()
         if bounds["end"] is None:
             raise BadInputError(f"the prediction window {window} has no end: give window_end")
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         client = target.activate()
         version = self.version_to_score(client)
         model = mlflow.pyfunc.load_model(f"models:/{spec.registered_model_name}/{version}")

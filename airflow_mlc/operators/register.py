@@ -54,7 +54,7 @@ class RegisterModelOperator(MLCBaseOperator):
 
         spec = self.model_spec
         training, evaluation = result_of(self.training, "training"), result_of(self.evaluation, "evaluation")
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         client = target.activate()
         run_id = training["run_id"]
         run_tags = client.get_run(run_id).data.tags

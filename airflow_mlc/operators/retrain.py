@@ -60,7 +60,7 @@ class RetrainTriggerOperator(MLCBaseOperator):
         drift = result_of(self.drift, "drift")
         quality = result_of(self.quality, "quality") if self.quality is not None else None
         window = drift.get("window") or {}
-        client = self.mlflow_hook.get_conn().activate()
+        client = self.mlflow_target.activate()
         past = [
             PastRequest(
                 run.data.tags.get(tracking.TAG_RUN_ID, ""),

@@ -39,7 +39,7 @@ class RollbackOperator(MLCBaseOperator):
         from airflow_mlc.core.registry import rollback
 
         spec = self.model_spec
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         client = target.activate()
         requested = None if self.target_version in (None, "", "None") else str(self.target_version)
         move = rollback(

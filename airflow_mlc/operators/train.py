@@ -38,7 +38,7 @@ class TrainModelOperator(MLCBaseOperator):
         from airflow_mlc.core.train import train_and_log
 
         split, options = result_of(self.split, "split"), self.storage.options
-        target = self.mlflow_hook.get_conn()
+        target = self.mlflow_target
         window = split.get("window") or {}
         tags = {
             **self.run_tags(context),

@@ -13,14 +13,6 @@ from tests.e2e.test_training_dag import WINTER, bikes_data, champion_version, ma
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(autouse=True)
-def specs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "specs"
-    folder.mkdir()
-    monkeypatch.setenv("MLC_SPECS_DIR", str(folder))
-    return folder
-
-
 def monitor(spec, end: str, **conf):
     return run_dag(f"mlc_{spec.name}_monitor", conf={"window_end": end, **conf})
 

@@ -13,14 +13,6 @@ from tests.e2e.test_training_dag import WINTER, bikes_data, make_spec, registry
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(autouse=True)
-def specs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "specs"
-    folder.mkdir()
-    monkeypatch.setenv("MLC_SPECS_DIR", str(folder))
-    return folder
-
-
 def test_predictions_match_the_model_and_reruns_replace_their_interval(
     airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bikes
 ) -> None:

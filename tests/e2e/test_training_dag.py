@@ -7,19 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from airflow_mlc.testing import run_dag, task_states
 from tests.conftest import BIKES_SPEC
 
 pytestmark = pytest.mark.e2e
 WINTER = {"window_start": "2011-01-01", "window_end": "2011-04-01"}
-
-
-@pytest.fixture(autouse=True)
-def specs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The DAG file reads its specs from this test's own folder."""
-    folder = tmp_path / "specs"
-    folder.mkdir()
-    monkeypatch.setenv("MLC_SPECS_DIR", str(folder))
-    return folder
 
 
 def make_spec(tmp_path: Path, data: dict):
@@ -42,22 +34,7 @@ def bikes_data(name: str, **changes) -> dict:
 
 def run_training(spec, conf: dict | None = None):
     """Run the spec's training DAG, as the DAG file builds it, once; returns the finished DagRun."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import DAGS_DIR
-
-    bag = DagBag(dag_folder=str(DAGS_DIR))
-    assert bag.import_errors == {}
-    return bag.dags[f"mlc_{spec.name}_train"].test(run_conf=conf or {})
-
-
-def states(dag_run) -> dict[str, str]:
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        tis = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).all()
-        return {ti.task_id: str(ti.state) for ti in tis}
+    return run_dag(f"mlc_{spec.name}_train", conf=conf)
 
 
 def registry():
@@ -79,7 +56,7 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
 
     spec = make_spec(tmp_path, bikes_data("bikes_e2e"))
     first = run_training(spec, WINTER)
-    assert str(first.state) == "success", states(first)
+    assert str(first.state) == "success", task_states(first)
 
     client = registry()
     assert champion_version(client, "bikes_e2e") == "1"
@@ -104,7 +81,7 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     dummy = bikes_data("bikes_e2e")
     dummy["model"] = {"estimator": "sklearn.dummy.DummyRegressor", "params": {}}
     worse = run_training(make_spec(tmp_path, dummy), WINTER)
-    assert str(worse.state) == "success", states(worse)
+    assert str(worse.state) == "success", task_states(worse)
     assert champion_version(client, "bikes_e2e") == "1"
     challenger = client.get_model_version_by_alias("bikes_e2e", "challenger")
     assert challenger.version == 2
@@ -141,7 +118,7 @@ def test_classification_run_promotes_a_model_that_predicts(airflow_db: Path, tmp
         },
     )
     dag_run = run_training(spec)
-    assert str(dag_run.state) == "success", states(dag_run)
+    assert str(dag_run.state) == "success", task_states(dag_run)
     client = registry()
     assert champion_version(client, "cancer_e2e") == "1"
     run = client.get_run(client.get_model_version("cancer_e2e", "1").run_id)
@@ -186,7 +163,7 @@ def test_bad_input_fails_clearly_and_moves_no_alias(
     dag_run = run_training(make_spec(tmp_path, data), conf)
     output = capfd.readouterr()
     assert str(dag_run.state) == "failed"
-    assert states(dag_run)[failed_task] == "failed"
+    assert task_states(dag_run)[failed_task] == "failed"
     assert message in output.out + output.err
     client = registry()
     assert champion_version(client, name) is None
@@ -196,7 +173,7 @@ def test_bad_input_fails_clearly_and_moves_no_alias(
 def test_dry_run_trains_but_changes_no_alias(airflow_db: Path, tmp_path: Path) -> None:
     spec = make_spec(tmp_path, bikes_data("bikes_dry"))
     dag_run = run_training(spec, {**WINTER, "dry_run": True})
-    assert str(dag_run.state) == "success", states(dag_run)
+    assert str(dag_run.state) == "success", task_states(dag_run)
     client = registry()
     assert champion_version(client, "bikes_dry") is None
     assert client.search_model_versions("name = 'bikes_dry'") == []
@@ -206,14 +183,9 @@ def test_a_run_for_a_past_date_reads_that_dates_window(airflow_db: Path, tmp_pat
     """As a backfill does: no window in the form, so the window is the lookback before the run's data end."""
     from datetime import datetime, timezone
 
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import DAGS_DIR
-
     make_spec(tmp_path, bikes_data("bikes_past"))
-    dag = DagBag(dag_folder=str(DAGS_DIR)).dags["mlc_bikes_past_train"]
-    dag_run = dag.test(logical_date=datetime(2011, 4, 1, tzinfo=timezone.utc))
-    assert str(dag_run.state) == "success", states(dag_run)
+    dag_run = run_dag("mlc_bikes_past_train", logical_date=datetime(2011, 4, 1, tzinfo=timezone.utc))
+    assert str(dag_run.state) == "success", task_states(dag_run)
     version = registry().get_model_version("bikes_past", "1")
     assert version.tags["mlc.window_start"] == "2011-01-01T00:00:00+00:00"
     assert version.tags["mlc.window_end"] == "2011-04-01T00:00:00+00:00"
