@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck lock clean bench-drift bench-predict
+.PHONY: venv demo test test-fast lint typecheck lock clean bench-drift bench-predict
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -22,14 +22,19 @@ demo: $(STAMP)
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_mlc dags tests scripts benchmarks
-	$(BIN)/ruff format --check airflow_mlc dags tests scripts benchmarks
+	$(BIN)/ruff check airflow_mlc dags tests scripts benchmarks docker
+	$(BIN)/ruff format --check airflow_mlc dags tests scripts benchmarks docker
 
 typecheck: $(STAMP)
 	$(BIN)/mypy airflow_mlc
 
+# Every tier, the integration tier included (it needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379).
 test: lint typecheck
 	$(BIN)/python -m pytest
+
+# Every tier but the integration one: no services needed.
+test-fast: lint typecheck
+	$(BIN)/python -m pytest -m "not integration"
 
 # Size and time of the drift and quality reports on 10k and 100k-row windows.
 bench-drift: $(STAMP)

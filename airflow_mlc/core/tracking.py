@@ -125,3 +125,29 @@ def metric_entities(values: dict[str, float]) -> list[Any]:
 
     now = int(time.time() * 1000)
     return [Metric(key, float(value), now, 0) for key, value in values.items()]
+
+
+def import_skops() -> Any:
+    """``skops.io``, which stores the models, imported without a flood of warnings.
+
+    On import, skops finds the module of each SciPy ufunc by reading its name on every module in
+    ``sys.modules``. In an Airflow task that reads Airflow's deprecated shim modules too, and each read
+    would log a deprecation warning: about a thousand lines in the task log.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import skops.io
+
+    return skops.io
+
+
+def load_model(uri: str, flavor: str = "sklearn") -> Any:
+    """Load a logged model with MLflow's ``sklearn`` or ``pyfunc`` flavour."""
+    import mlflow
+
+    import_skops()
+    loader = mlflow.pyfunc.load_model if flavor == "pyfunc" else mlflow.sklearn.load_model
+    return loader(uri)

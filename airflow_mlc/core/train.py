@@ -115,9 +115,8 @@ def fit(spec: ModelLifecycleSpec, train: pd.DataFrame) -> tuple[Any, dict[str, A
 
 def _own_types(model: Any) -> list[str]:
     """The types skops must trust to load ``model`` again: those of the estimator the spec chose."""
-    import skops.io
-
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    skops_io = tracking.import_skops()
+    return list(skops_io.get_untrusted_types(data=skops_io.dumps(model)))
 
 
 def _result_from_run(run: Any) -> TrainResult:

@@ -53,7 +53,6 @@ class EvaluateModelOperator(MLCBaseOperator):
         self.min_improvement = min_improvement
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        import mlflow
 
         from airflow_mlc.core import tracking
         from airflow_mlc.core.evaluate import effective_gates, evaluate
@@ -65,11 +64,11 @@ class EvaluateModelOperator(MLCBaseOperator):
         target = self.mlflow_target
         client = target.activate()
         test = read_parquet(uri_of(self.split, "test_uri"), self.storage.options)
-        candidate = mlflow.sklearn.load_model(training["model_uri"])
+        candidate = tracking.load_model(training["model_uri"])
         champion_version = version_by_alias(client, spec.registered_model_name, CHAMPION)
         champion = None
         if champion_version is not None:
-            champion = mlflow.sklearn.load_model(f"models:/{spec.registered_model_name}@{CHAMPION}")
+            champion = tracking.load_model(f"models:/{spec.registered_model_name}@{CHAMPION}")
         gates = effective_gates(
             spec.gates, _number(self.gate_max), _number(self.gate_min), _number(self.min_improvement)
         )

@@ -166,7 +166,6 @@ class ModelQualityOperator(_MonitoringOperator):
     operator_extra_links = (MLflowRunLink(),)
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        import mlflow
 
         from airflow_mlc.core import tracking
         from airflow_mlc.core.drift import QualityResult, publish_report, quality_check
@@ -178,7 +177,7 @@ class ModelQualityOperator(_MonitoringOperator):
         if champion is None:
             self.log.info("Model %r has no champion yet: no quality to check", spec.registered_model_name)
             return {**QualityResult(0, spec.gates.metric).as_dict(), "report_uri": None, "champion_version": None}
-        model = mlflow.sklearn.load_model(f"models:/{spec.registered_model_name}/{champion.version}")
+        model = tracking.load_model(f"models:/{spec.registered_model_name}/{champion.version}")
         baseline_metrics = client.get_run(champion.run_id).data.metrics
         metric = spec.gates.metric
         baseline = baseline_metrics.get(f"eval_{metric}", baseline_metrics.get(f"test_{metric}"))

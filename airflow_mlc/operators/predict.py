@@ -71,7 +71,6 @@ class BatchPredictOperator(MLCBaseOperator):
         self.chunk_rows = chunk_rows
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        import mlflow
 
         from airflow_mlc.core import tracking
         from airflow_mlc.core.predict import predict_window, read_chunks, sql_sink
@@ -88,7 +87,7 @@ class BatchPredictOperator(MLCBaseOperator):
         target = self.mlflow_target
         client = target.activate()
         version = self.version_to_score(client)
-        model = mlflow.pyfunc.load_model(f"models:/{spec.registered_model_name}/{version}")
+        model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
 
         source = spec.source
         source_options = s3_options(source.conn_id) if (source.path or "").startswith("s3://") else {}

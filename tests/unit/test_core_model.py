@@ -229,3 +229,22 @@ def test_evaluate_scores_candidate_and_champion_on_the_same_rows(spec, winter) -
     assert result.champion_metrics["rmse"] == pytest.approx(expected)
     reverse = evaluate(spec, dummy, test, spec.gates, champion=candidate, champion_version="4")
     assert not reverse.passed
+
+
+def test_skops_imports_quietly_in_a_task_process() -> None:
+    import subprocess
+    import sys
+
+    # As in a task process, Airflow's deprecated shim modules are loaded before skops is. A plain
+    # ``import skops.io`` there records about 1,200 deprecation warnings.
+    script = """
+import warnings
+import airflow.utils.timezone
+from airflow_mlc.core.tracking import import_skops
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    skops_io = import_skops()
+print(skops_io.__name__, sum("deprecated" in str(w.message) for w in caught))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["skops.io", "0"]

@@ -1,0 +1,330 @@
+"""The integration tier's servers, all on loopback: PostgreSQL databases, an S3-compatible server (moto),
+an MLflow tracking server and a whole Airflow (API server, scheduler, DAG processor, triggerer, and a Celery
+worker when the executor is Celery).
+
+Every piece is registered on an ``ExitStack`` as soon as it exists, so closing the stack stops every process
+and drops every database, whatever failed on the way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/0"
+#: The Airflow user the tests sign in as (simple auth manager).
+ADMIN = ("admin", "mlc-integration")
+#: The moto server accepts any key; these are long enough for Airflow's secret masker.
+S3_KEY, S3_SECRET = "mlc-integration-key", "mlc-integration-secret"
+#: The buckets of the deployment spec (docker/specs/bikes.yaml) and of the MLflow server's artifacts.
+ARTIFACT_BUCKET, MLFLOW_BUCKET = "mlc-artifacts", "mlflow"
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0) -> T:
+    """Call ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            result = check()
+            if result:
+                return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_ok(url: str) -> bool:
+    return requests.get(url, timeout=5).ok
+
+
+@dataclass
+class Process:
+    """A server in its own process group, logging to a file; ``stop()`` ends the whole group."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        return self
+
+    def check_alive(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}; its log:\n{tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start(stack: contextlib.ExitStack, process: Process) -> Process:
+    process.start()
+    stack.callback(process.stop)
+    return process
+
+
+# PostgreSQL --------------------------------------------------------------------------------------------------
+
+
+def admin_engine() -> Any:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+
+
+def create_database(stack: contextlib.ExitStack, name: str) -> str:
+    """A new database, dropped (with its connections) when the stack closes. Returns its SQLAlchemy URL."""
+    import sqlalchemy
+
+    engine = admin_engine()
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    stack.callback(drop_database, name)
+    return f"{POSTGRES}/{name}"
+
+
+def drop_database(name: str) -> None:
+    import sqlalchemy
+
+    with admin_engine().connect() as connection:
+        connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# S3 and MLflow ----------------------------------------------------------------------------------------------
+
+
+def start_s3(stack: contextlib.ExitStack, logs: Path) -> str:
+    """A moto server with the artifact and MLflow buckets; returns its endpoint URL."""
+    port = free_port()
+    server = start(
+        stack,
+        Process(
+            "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), logs / "s3.log"
+        ),
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_for(lambda: server.check_alive() or http_ok(f"{endpoint}/moto-api/"), 60, "the S3 server")
+    client = s3_client(endpoint)
+    for bucket in (ARTIFACT_BUCKET, MLFLOW_BUCKET):
+        client.create_bucket(Bucket=bucket)
+    return endpoint
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET
+    )
+
+
+def start_mlflow(stack: contextlib.ExitStack, logs: Path, backend_url: str, s3_endpoint: str) -> tuple[Process, str]:
+    """``mlflow server`` with a PostgreSQL backend store, proxying artifacts to S3; returns it and its URL.
+
+    It creates its tables on start, which takes a while: wait for it with ``wait_for_mlflow``.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+    }
+    argv = [
+        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", backend_url.replace("+psycopg2", ""),
+        "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/artifacts",
+    ]  # fmt: skip
+    return start(stack, Process("mlflow", argv, env, logs / "mlflow.log")), f"http://127.0.0.1:{port}"
+
+
+def wait_for_mlflow(server: Process, url: str) -> None:
+    wait_for(lambda: server.check_alive() or http_ok(f"{url}/health"), 180, "the MLflow server")
+
+
+# Airflow ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Airflow:
+    """A running Airflow: where it lives, how its processes are configured, and its REST API."""
+
+    home: Path
+    env: dict[str, str]
+    api_url: str
+    processes: list[Process] = field(default_factory=list)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run an ``airflow`` command with this Airflow's configuration; fail with its output."""
+        done = subprocess.run(
+            [str(BIN / "airflow"), *args], env=env or self.env, capture_output=True, text=True, timeout=600
+        )
+        if done.returncode:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            process.check_alive()
+
+    def task_logs(self) -> str:
+        """Every task log this Airflow's processes wrote (the scheduler's and a worker's homes)."""
+        homes = {self.home, *(Path(p.env["AIRFLOW_HOME"]) for p in self.processes)}
+        logs = sorted(log for home in homes for log in (home / "logs").glob("dag_id=*/**/*.log"))
+        return "\n".join(f"--- {log.relative_to(log.parents[3])}\n{tail(log, 40)}" for log in logs)
+
+
+def airflow_env(
+    home: Path, database_url: str, api_port: int, specs: Path, executor: str, broker: str | None, queue: str
+) -> dict[str, str]:
+    """The configuration shared by every Airflow process of one deployment, as environment variables."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key(),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        # Task runners report to the API server's execution API: it must name the port in use.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "MLC_SPECS_DIR": str(specs),
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "OMP_NUM_THREADS": "1",  # tasks share two cores with every server: no thread oversubscription
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+    env.pop("MLC_ARTIFACT_ROOT", None)
+    if broker:
+        env["AIRFLOW__CELERY__BROKER_URL"] = broker
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + database_url.replace("+psycopg2", "")
+    return env
+
+
+def fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def start_airflow(stack: contextlib.ExitStack, workdir: Path, database_url: str, specs: Path, executor: str) -> Airflow:
+    """Migrate the metadata DB, then start the API server, scheduler, DAG processor, triggerer (and a worker)."""
+    home = workdir / "airflow"
+    home.mkdir()
+    (home / "passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
+    api_port = free_port()
+    celery = executor == "CeleryExecutor"
+    queue = f"mlc-{secrets.token_hex(4)}"  # a queue of its own on the shared Redis
+    env = airflow_env(home, database_url, api_port, specs, executor, REDIS if celery else None, queue)
+    airflow = Airflow(home, env, f"http://127.0.0.1:{api_port}")
+    airflow.cli("db", "migrate")
+    commands = {
+        "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(api_port)],
+        "scheduler": ["scheduler"],
+        "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer"],
+    }
+    for name, args in commands.items():
+        airflow.processes.append(
+            start(stack, Process(name, [str(BIN / "airflow"), *args], env, workdir / f"{name}.log"))
+        )
+    if celery:
+        # The worker has a home of its own: it shares no disk with the scheduler, only the services.
+        worker_home = workdir / "worker"
+        worker_home.mkdir()
+        worker_env = {**env, "AIRFLOW_HOME": str(worker_home)}
+        argv = [str(BIN / "airflow"), "celery", "worker", "--queues", queue, "--concurrency", "2"]
+        airflow.processes.append(start(stack, Process("worker", argv, worker_env, workdir / "worker.log")))
+    wait_for(lambda: airflow.check_alive() or healthy(airflow.api_url), 180, "Airflow's API server and scheduler")
+    return airflow
+
+
+def healthy(api_url: str) -> bool:
+    health = requests.get(f"{api_url}/api/v2/monitor/health", timeout=5).json()
+    parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+
+
+@dataclass
+class Deployment:
+    """A running deployment: Airflow, the MLflow server, the S3 endpoint and the source database."""
+
+    airflow: Airflow
+    mlflow_url: str
+    s3_endpoint: str
+    source_url: str
+
+
+@contextlib.contextmanager
+def deployment(workdir: Path, executor: str) -> Iterator[Deployment]:
+    """Everything a deployed airflow-mlc talks to, torn down on exit even after a failure."""
+    token = secrets.token_hex(3)
+    with contextlib.ExitStack() as stack:
+        airflow_db = create_database(stack, f"mlc_it_{token}_airflow")
+        mlflow_db = create_database(stack, f"mlc_it_{token}_mlflow")
+        source_db = create_database(stack, f"mlc_it_{token}_source")
+        s3 = start_s3(stack, workdir)
+        mlflow, mlflow_url = start_mlflow(stack, workdir, mlflow_db, s3)  # starts while Airflow migrates
+        specs = workdir / "specs"
+        specs.mkdir()
+        shutil.copy(ROOT / "docker" / "specs" / "bikes.yaml", specs / "bikes.yaml")
+        airflow = start_airflow(stack, workdir, airflow_db, specs, executor)
+        wait_for_mlflow(mlflow, mlflow_url)
+        yield Deployment(airflow, mlflow_url, s3, source_db)
