@@ -17,7 +17,7 @@ from airflow_client.client.api import (
     task_instance_api,
 )
 from airflow_client.client.exceptions import NotFoundException
-from airflow_client.client.models import ConnectionBody, DAGPatchBody, TriggerDAGRunPostBody
+from airflow_client.client.models import ConnectionBody, DAGPatchBody, DAGRunPatchBody, TriggerDAGRunPostBody
 
 FINISHED = {"success", "failed"}
 
@@ -66,6 +66,16 @@ class AirflowApi:
 
     def unpause(self, dag_id: str) -> None:
         self.dags.patch_dag(dag_id, DAGPatchBody(is_paused=False))
+
+    def fail_scheduled_runs(self, dag_id: str) -> None:
+        """Mark the DAG's unfinished scheduled runs failed.
+
+        A ``@daily`` DAG gets a run for today's tick when it is unpaused shortly after midnight UTC, or after a
+        backfill. Its sensor would wait hours for today's data and hold the DAG's one active-run slot.
+        """
+        for run in self.runs(dag_id, "scheduled"):
+            if value(run.state) not in FINISHED:
+                self.dag_runs.patch_dag_run(dag_id, run.dag_run_id, DAGRunPatchBody(state="failed"))
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         run = self.dag_runs.trigger_dag_run(dag_id, TriggerDAGRunPostBody(logical_date=None, conf=conf))

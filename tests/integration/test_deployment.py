@@ -41,6 +41,7 @@ def test_training_dag_succeeds_with_nothing_on_local_disk(deployed: Deployed) ->
 
 def test_drift_event_from_a_deferred_monitor_starts_training(deployed: Deployed) -> None:
     api = deployed.api
+    api.fail_scheduled_runs(DAG_IDS["monitor"])
     run_id = api.trigger(DAG_IDS["monitor"], {"window_end": "2011-05-15"})
 
     # The window's rows are not in the table yet: the sensor hands its wait to the triggerer.
@@ -100,6 +101,7 @@ def test_backfill_of_the_monitor_writes_one_report_per_day(deployed: Deployed) -
 
 def test_batch_predictions_land_in_postgres_and_s3(deployed: Deployed) -> None:
     api = deployed.api
+    api.fail_scheduled_runs(DAG_IDS["predict"])
     run_id = api.trigger(DAG_IDS["predict"], {"window_end": "2011-05-16"})
 
     api.wait_for_run(DAG_IDS["predict"], run_id)
