@@ -80,3 +80,47 @@ def decide_retrain(
                 found,
             )
     return RetrainDecision(True, "; ".join(found), found)
+
+
+def past_requests(client: Any, experiment_name: str, model: str, except_run_id: str) -> list[PastRequest]:
+    """The retraining requests recorded on ``model``'s monitoring runs, but those of Airflow run ``except_run_id``."""
+    from airflow_mlc.core import tracking
+
+    return [
+        PastRequest(
+            run.data.tags.get(tracking.TAG_RUN_ID, ""),
+            run.data.tags.get(tracking.TAG_WINDOW_START, ""),
+            run.data.tags.get(tracking.TAG_WINDOW_END, ""),
+        )
+        for run in tracking.monitoring_runs(client, experiment_name, model)
+        if run.data.tags.get(tracking.TAG_RETRAIN_REQUESTED) == "true"
+        and run.data.tags.get(tracking.TAG_RUN_ID) != except_run_id
+    ]
+
+
+def decide_and_record(
+    client: Any,
+    model: str,
+    experiment_name: str,
+    monitoring_run_id: str,
+    airflow_run_id: str,
+    found: list[str],
+    window: Mapping[str, str | None],
+    cooldown_days: float,
+    force: bool = False,
+) -> RetrainDecision:
+    """Decide on a retraining and record the decision on the monitoring run, one decision at a time.
+
+    The decisions of ``model`` are serialised by a registry lock of their own (``<model>.retrain-requests``):
+    concurrent monitoring runs (a backfill runs several at once) then see each other's requests, and of
+    runs whose windows fall inside one cooldown only one requests a retraining.
+    """
+    from airflow_mlc.core import tracking
+    from airflow_mlc.core.registry import registry_lock
+
+    with registry_lock(client, f"{model}.retrain-requests", holder=f"retraining decision of {airflow_run_id}"):
+        past = past_requests(client, experiment_name, model, except_run_id=airflow_run_id)
+        decision = decide_retrain(found, window, past, cooldown_days, force)
+        client.set_tag(monitoring_run_id, tracking.TAG_RETRAIN_REQUESTED, str(decision.request).lower())
+        client.set_tag(monitoring_run_id, tracking.TAG_RETRAIN_REASON, decision.reason[:5000])
+    return decision

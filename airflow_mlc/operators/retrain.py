@@ -53,30 +53,22 @@ class RetrainTriggerOperator(MLCBaseOperator):
         self.outlets = [*self.outlets, self.asset]
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.retrain import PastRequest, decide_retrain, signals
+        from airflow_mlc.core.retrain import decide_and_record, signals
 
         spec = self.model_spec
         drift = result_of(self.drift, "drift")
         quality = result_of(self.quality, "quality") if self.quality is not None else None
-        window = drift.get("window") or {}
-        client = self.mlflow_target.activate()
-        past = [
-            PastRequest(
-                run.data.tags.get(tracking.TAG_RUN_ID, ""),
-                run.data.tags.get(tracking.TAG_WINDOW_START, ""),
-                run.data.tags.get(tracking.TAG_WINDOW_END, ""),
-            )
-            for run in tracking.monitoring_runs(client, spec.monitoring_experiment_name, spec.name)
-            if run.data.tags.get(tracking.TAG_RETRAIN_REQUESTED) == "true"
-            and run.data.tags.get(tracking.TAG_RUN_ID) != context["run_id"]
-        ]
-        decision = decide_retrain(
-            signals(drift, quality), window, past, spec.monitoring.cooldown_days, flag(self.force)
+        decision = decide_and_record(
+            self.mlflow_target.activate(),
+            spec.name,
+            spec.monitoring_experiment_name,
+            monitoring_run_id=drift["monitoring_run_id"],
+            airflow_run_id=context["run_id"],
+            found=signals(drift, quality),
+            window=drift.get("window") or {},
+            cooldown_days=spec.monitoring.cooldown_days,
+            force=flag(self.force),
         )
-        run_id = drift["monitoring_run_id"]
-        client.set_tag(run_id, tracking.TAG_RETRAIN_REQUESTED, str(decision.request).lower())
-        client.set_tag(run_id, tracking.TAG_RETRAIN_REASON, decision.reason[:5000])
         DriftReportLink.persist(context, drift.get("report_url"))
         if not decision.request:
             raise AirflowSkipException(f"no retraining requested: {decision.reason}")

@@ -118,23 +118,29 @@ def test_a_candidate_evaluated_against_an_older_champion_is_not_promoted(target)
     assert forced.promoted and champion(client, "m") == "4"
 
 
-def test_concurrent_promotions_leave_one_champion_and_a_consistent_history(target) -> None:
-    client = target.activate()
-    promote(client, "m", candidate(target, "v1"), None, "run_0")
-    made = [candidate(target, f"racer{i}") for i in range(4)]
-    decisions: list = []
-    start = threading.Barrier(len(made))
+def at_once(count: int, work) -> list:
+    """Run ``work(0) .. work(count - 1)`` in threads released together; their results, in finishing order."""
+    results: list = []
+    start = threading.Barrier(count)
 
     def race(index: int) -> None:
-        own_client = target.activate()
         start.wait()
-        decisions.append(promote(own_client, "m", made[index], "1", f"run_racer{index}"))
+        results.append(work(index))
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(made))]
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return results
+
+
+def test_concurrent_promotions_leave_one_champion_and_a_consistent_history(target) -> None:
+    client = target.activate()
+    promote(client, "m", candidate(target, "v1"), None, "run_0")
+    made = [candidate(target, f"racer{i}") for i in range(4)]
+
+    decisions = at_once(len(made), lambda i: promote(target.activate(), "m", made[i], "1", f"run_racer{i}"))
 
     winners = [d for d in decisions if d.promoted]
     assert len(decisions) == 4 and len(winners) == 1
@@ -196,3 +202,34 @@ def test_the_lock_waits_and_a_stale_lock_is_broken(target) -> None:
     client.create_registered_model(f"m{LOCK_SUFFIX}", tags={TAG_LOCK_SINCE: str(time.time() - 3600)})
     with registry_lock(client, "m", holder="c", timeout=5, stale_after=60):
         assert client.get_registered_model(f"m{LOCK_SUFFIX}").tags["mlc.lock_holder"] == "c"
+
+
+def test_concurrent_monitoring_runs_inside_one_cooldown_request_one_retraining(target) -> None:
+    from airflow_mlc.core.retrain import decide_and_record
+
+    client = target.activate()
+    experiment_id = tracking.ensure_experiment(client, "m/monitoring", target.artifact_location)
+    days = ["2011-03-20", "2011-03-21", "2011-03-22", "2011-03-23"]  # a backfill: one run per day
+    monitoring_runs = [
+        tracking.get_or_create_run(
+            client,
+            experiment_id,
+            {tracking.TAG_KIND: tracking.KIND_MONITORING, tracking.TAG_MODEL: "m", tracking.TAG_RUN_ID: f"bf_{day}"},
+            {tracking.TAG_WINDOW_START: f"{day}T00:00:00+00:00", tracking.TAG_WINDOW_END: f"{day}T00:00:00+00:00"},
+        )
+        for day in days
+    ]
+
+    def decide(i: int):
+        window = {"start": f"2011-02-{20 + i}T00:00:00+00:00", "end": f"{days[i]}T00:00:00+00:00"}
+        return decide_and_record(
+            target.activate(), "m", "m/monitoring", monitoring_runs[i], f"bf_{days[i]}", ["data drift"], window, 14
+        )
+
+    decisions = at_once(len(days), decide)
+
+    assert sum(d.request for d in decisions) == 1
+    assert sum("within the cooldown" in d.reason for d in decisions) == 3
+    recorded = [client.get_run(run_id).data.tags[tracking.TAG_RETRAIN_REQUESTED] for run_id in monitoring_runs]
+    assert sorted(recorded) == ["false", "false", "false", "true"]
+    assert client.search_registered_models(f"name = 'm.retrain-requests{LOCK_SUFFIX}'") == []  # released
