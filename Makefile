@@ -29,13 +29,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy airflow_mlc
 
 # Every tier, the integration tier included (it needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379).
-# Two pytest workers: the integration tier's two deployments run side by side, the other tiers fill the gaps.
 test: lint typecheck
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 # Every tier but the integration one: no services needed.
 test-fast: lint typecheck
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not integration"
+	$(BIN)/python -m pytest -m "not integration"
 
 # Size and time of the drift and quality reports on 10k and 100k-row windows.
 bench-drift: $(STAMP)

@@ -77,14 +77,7 @@ def make_connections(api: AirflowApi, stack: Deployment) -> None:
     api.add_connection("mlc_source", "postgres", host="127.0.0.1", port=5432, login="postgres", schema=database)
 
 
-#: One deployment per executor; under ``pytest -n 2 --dist loadgroup`` (``make test``) the two run side by side.
-EXECUTORS = [
-    pytest.param(executor, marks=pytest.mark.xdist_group(f"integration-{executor}"))
-    for executor in ("LocalExecutor", "CeleryExecutor")
-]
-
-
-@pytest.fixture(scope="module", params=EXECUTORS)
+@pytest.fixture(scope="module", params=["LocalExecutor", "CeleryExecutor"])
 def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     workdir = tmp_path_factory.mktemp(request.param)
     with deployment(workdir, request.param) as stack:
