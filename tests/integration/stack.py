@@ -286,6 +286,7 @@ def start_airflow(stack: contextlib.ExitStack, workdir: Path, database_url: str,
             start(stack, Process(name, [str(BIN / "airflow"), *args], env, workdir / f"{name}.log"))
         )
     if celery:
+        stack.callback(forget_queue, queue)
         # The worker has a home of its own: it shares no disk with the scheduler, only the services.
         worker_home = workdir / "worker"
         worker_home.mkdir()
@@ -294,6 +295,15 @@ def start_airflow(stack: contextlib.ExitStack, workdir: Path, database_url: str,
         airflow.processes.append(start(stack, Process("worker", argv, worker_env, workdir / "worker.log")))
     wait_for(lambda: airflow.check_alive() or healthy(airflow.api_url), 180, "Airflow's API server and scheduler")
     return airflow
+
+
+def forget_queue(queue: str) -> None:
+    """Delete what Celery kept on the shared Redis for this deployment's queue."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(f"*{queue}*"):
+        client.delete(key)
 
 
 def healthy(api_url: str) -> bool:
