@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from airflow_mlc.core import tracking
+from airflow_mlc.core.registry import registry_lock
 from airflow_mlc.core.window import parse_moment
 
 
@@ -84,8 +86,6 @@ def decide_retrain(
 
 def past_requests(client: Any, experiment_name: str, model: str, except_run_id: str) -> list[PastRequest]:
     """The retraining requests recorded on ``model``'s monitoring runs, but those of Airflow run ``except_run_id``."""
-    from airflow_mlc.core import tracking
-
     return [
         PastRequest(
             run.data.tags.get(tracking.TAG_RUN_ID, ""),
@@ -115,9 +115,6 @@ def decide_and_record(
     concurrent monitoring runs (a backfill runs several at once) then see each other's requests, and of
     runs whose windows fall inside one cooldown only one requests a retraining.
     """
-    from airflow_mlc.core import tracking
-    from airflow_mlc.core.registry import registry_lock
-
     with registry_lock(client, f"{model}.retrain-requests", holder=f"retraining decision of {airflow_run_id}"):
         past = past_requests(client, experiment_name, model, except_run_id=airflow_run_id)
         decision = decide_retrain(found, window, past, cooldown_days, force)

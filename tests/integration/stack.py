@@ -202,11 +202,9 @@ class Airflow:
     api_url: str
     processes: list[Process] = field(default_factory=list)
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
+    def cli(self, *args: str) -> str:
         """Run an ``airflow`` command with this Airflow's configuration; fail with its output."""
-        done = subprocess.run(
-            [str(BIN / "airflow"), *args], env=env or self.env, capture_output=True, text=True, timeout=600
-        )
+        done = subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True, timeout=600)
         if done.returncode:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         return done.stdout

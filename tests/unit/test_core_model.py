@@ -185,29 +185,24 @@ def test_a_backfill_never_takes_champion_unless_forced(spec, winter, target) -> 
         tags_for("new", "2011-06-01T00:00:00+00:00"),
         evaluated_against=None,
     )
-    backfill = register_and_promote(
-        client,
-        name,
-        old.model_uri,
-        old.run_id,
-        True,
-        ["ok"],
-        tags_for("old", "2011-02-01T00:00:00+00:00"),
-        evaluated_against=current.version,
-    )
+
+    def register_old(force: bool = False):
+        return register_and_promote(
+            client,
+            name,
+            old.model_uri,
+            old.run_id,
+            True,
+            ["ok"],
+            tags_for("old", "2011-02-01T00:00:00+00:00"),
+            evaluated_against=current.version,
+            force=force,
+        )
+
+    backfill = register_old()
     assert not backfill.promoted and "a backfill" in backfill.reason
     assert version_by_alias(client, name, CHAMPION).version == int(current.version)
-    forced = register_and_promote(
-        client,
-        name,
-        old.model_uri,
-        old.run_id,
-        True,
-        ["ok"],
-        tags_for("old", "2011-02-01T00:00:00+00:00"),
-        evaluated_against=current.version,
-        force=True,
-    )
+    forced = register_old(force=True)
     assert forced.promoted and forced.previous_champion == current.version
     tags = client.get_model_version(name, forced.version).tags
     assert tags["mlc.previous_champion"] == current.version
