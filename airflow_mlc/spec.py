@@ -10,18 +10,36 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from airflow_mlc.errors import SpecError
 
-#: Metrics the evaluation computes, with the direction in which they improve.
-LOWER_IS_BETTER = {"mae", "rmse"}
-HIGHER_IS_BETTER_REGRESSION = {"r2"}
-HIGHER_IS_BETTER_CLASSIFICATION = {"accuracy", "precision", "recall", "f1", "roc_auc"}
-METRICS_BY_TASK = {
-    "regression": LOWER_IS_BETTER | HIGHER_IS_BETTER_REGRESSION,
-    "classification": HIGHER_IS_BETTER_CLASSIFICATION,
+#: Metrics the evaluation computes, by task, each with whether higher values are better.
+#: Binary ``precision``/``recall``/``f1`` are of the positive class; multi-class ones are macro averages.
+REGRESSION_METRICS = {"rmse": False, "mae": False, "r2": True, "mape": False}
+CLASSIFICATION_METRICS = {
+    "accuracy": True,
+    "balanced_accuracy": True,
+    "f1": True,
+    "precision": True,
+    "recall": True,
+    "f1_weighted": True,
+    "f1_macro": True,
+    "roc_auc": True,
+    "pr_auc": True,
+    "log_loss": False,
 }
+METRICS_BY_TASK: dict[str, dict[str, bool]] = {
+    "regression": REGRESSION_METRICS,
+    "classification": CLASSIFICATION_METRICS,
+}
+LOWER_IS_BETTER = {name for metrics in METRICS_BY_TASK.values() for name, higher in metrics.items() if not higher}
+#: Metrics computed from the model's scores: ``predict_proba``, or ``decision_function`` for the ranking ones.
+SCORE_METRICS = {"roc_auc", "pr_auc", "log_loss"}
+#: Metrics that need probabilities (``predict_proba``); a decision function does not do.
+PROBABILITY_METRICS = {"log_loss"}
+#: Units of an integer time column.
+TIME_UNITS = ("year", "s", "ms")
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -40,9 +58,22 @@ class SourceSpec(_Strict):
     url: str | None = Field(None, description="SQLAlchemy URL, for a query without an Airflow connection.")
     conn_id: str | None = Field(None, description="Airflow connection: an AWS one for s3:// paths, a SQL one for sql.")
     time_column: str | None = None
+    time_format: str | None = Field(
+        None,
+        description="strftime format of a text time column, e.g. '%d/%m/%Y' for day-first dates; default: ISO 8601.",
+    )
+    time_unit: Literal["year", "s", "ms"] | None = Field(
+        None, description="Unit of an integer time column: a calendar year, or seconds or milliseconds since 1970."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSpec:
+        if (self.time_format or self.time_unit) and not self.time_column:
+            raise ValueError("source.time_format and source.time_unit describe source.time_column, which is not set")
+        if self.time_format and self.time_unit:
+            raise ValueError("give source.time_format (text times) or source.time_unit (integer times), not both")
+        if self.time_format and "%" not in self.time_format:
+            raise ValueError(f"time_format {self.time_format!r} is not a strftime format such as '%d/%m/%Y'")
         if (self.path is None) == (self.sql is None):
             raise ValueError("give exactly one of 'path' (a CSV or Parquet file) or 'sql' (a query)")
         if self.sql is not None and self.conn_id is None and self.url is None:
@@ -112,9 +143,20 @@ class ModelSpec(_Strict):
 
 
 class SplitSpec(_Strict):
+    """How rows are divided into training and test rows.
+
+    ``time``: the latest rows are the test rows. ``random``: without a time column, each row's side is
+    fixed by a stable hash of ``key`` (default: the whole row), so a row keeps its side across
+    retrainings; with a time column, a seeded random draw, stratified by class for a classification.
+    """
+
     method: Literal["random", "time"] = "random"
     test_size: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
+    key: list[str] | None = Field(
+        None, description="Columns whose values decide a row's side in a hash split; default: every column."
+    )
+    stratify: bool = Field(True, description="Keep each class's share on both sides of a random classification split.")
 
 
 class GatesSpec(_Strict):
@@ -126,6 +168,28 @@ class GatesSpec(_Strict):
     min_improvement: float = Field(
         0.0, ge=0, description="Relative margin by which the candidate must beat the champion (0.01 = 1%)."
     )
+    confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="Confidence of the paired bootstrap interval whose lower bound must show an improvement.",
+    )
+    min_rows: int = Field(30, ge=2, description="Fewest rows a champion/challenger comparison may rest on.")
+    bootstrap_rounds: int = Field(1000, ge=100, le=100_000, description="Resamples of the paired bootstrap.")
+    absolute_with_champion: Literal["block", "allow_if_better"] = Field(
+        "allow_if_better",
+        description=(
+            "Once a champion exists, a candidate failing max/min may still replace it when the champion fails "
+            "the same bound on the same rows and the candidate is significantly better (allow_if_better), "
+            "or never (block)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> GatesSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"gates.min ({self.min:g}) is above gates.max ({self.max:g}): no value can pass")
+        return self
 
 
 class RangeSpec(_Strict):
@@ -251,6 +315,10 @@ class ModelLifecycleSpec(_Strict):
     task: Literal["regression", "classification"]
     source: SourceSpec
     target: str
+    positive_class: str | int | bool | None = Field(
+        None,
+        description="The positive class of a binary classification; default: the minority class of the training rows.",
+    )
     features: FeaturesSpec
     model: ModelSpec
     split: SplitSpec = SplitSpec()
@@ -273,8 +341,13 @@ class ModelLifecycleSpec(_Strict):
         if metric not in METRICS_BY_TASK[self.task]:
             allowed = ", ".join(sorted(METRICS_BY_TASK[self.task]))
             raise ValueError(f"gates.metric {metric!r} is not a {self.task} metric (one of: {allowed})")
+        if self.positive_class is not None and self.task != "classification":
+            raise ValueError("positive_class applies to a classification only")
         if self.split.method == "time" and not self.source.time_column:
             raise ValueError("split.method 'time' needs source.time_column")
+        for column in self.split.key or []:
+            if column not in self.columns:
+                raise ValueError(f"split.key names {column!r}, which is neither a feature nor the target")
         for column in [*self.contract.ranges, *self.contract.categories]:
             if column not in self.columns:
                 raise ValueError(f"the contract names {column!r}, which is neither a feature nor the target")
@@ -331,6 +404,13 @@ class ModelLifecycleSpec(_Strict):
     def higher_is_better(self) -> bool:
         return self.gates.metric not in LOWER_IS_BETTER
 
+    @property
+    def origin(self) -> str:
+        """The file the spec was read from (or what the caller named it), for error messages."""
+        return self._origin
+
+    _origin: str = PrivateAttr("<spec>")
+
 
 def _format_errors(error: ValidationError) -> str:
     lines = []
@@ -351,6 +431,7 @@ def parse_spec(data: Any, origin: str = "<spec>", base_dir: Path | None = None) 
         spec = ModelLifecycleSpec.model_validate(data)
     except ValidationError as exc:
         raise SpecError(f"{origin}: {_format_errors(exc)}") from None
+    spec._origin = origin
     if base_dir is None:
         return spec
     source = spec.source.model_copy(update={"path": _resolve(spec.source.path, base_dir)})

@@ -36,7 +36,6 @@ SAMPLE_SIZE = 100_000
 
 #: Tags of a prediction run: one per prediction DAG run, in the experiment ``<experiment>/predictions``.
 KIND_PREDICTION = "prediction"
-TAG_PREDICTIONS_URI = "mlc.predictions_uri"
 
 #: Receives each scored chunk (``keep_columns`` + ``prediction`` + the extra columns).
 Sink = Callable[[pd.DataFrame], None]

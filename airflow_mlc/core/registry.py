@@ -15,11 +15,6 @@ from airflow_mlc.errors import BadInputError, MLCError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-TAG_GATE_PASSED = "mlc.gate_passed"
-TAG_PROMOTED = "mlc.promoted"
-TAG_PREVIOUS_CHAMPION = "mlc.previous_champion"
-TAG_DECISION = "mlc.promotion_reason"
-TAG_DECIDED_AT = "mlc.decided_at"
 
 
 @dataclass(frozen=True)
@@ -78,17 +73,9 @@ def decide(
     return True, f"gates passed: {summary}"
 
 
-#: Tags of a champion-move record: one MLflow run per move, in the model's registry experiment.
+#: A champion-move record: one MLflow run per move, in the model's registry experiment.
 KIND_CHAMPION_MOVE = "champion_move"
-TAG_MOVE = "mlc.move"
-TAG_FROM_VERSION = "mlc.from_version"
-TAG_TO_VERSION = "mlc.to_version"
-TAG_MOVED_BY = "mlc.moved_by"
-TAG_MOVED_AT = "mlc.moved_at"
-TAG_REASON = "mlc.reason"
 LOCK_SUFFIX = ".mlc-lock"
-TAG_LOCK_HOLDER = "mlc.lock_holder"
-TAG_LOCK_SINCE = "mlc.lock_since"
 
 
 @dataclass(frozen=True)
@@ -134,12 +121,12 @@ class MoveLog:
         tags = {
             tracking.TAG_KIND: KIND_CHAMPION_MOVE,
             tracking.TAG_MODEL: model,
-            TAG_MOVE: kind,
-            TAG_FROM_VERSION: from_version or "",
-            TAG_TO_VERSION: to_version,
-            TAG_REASON: reason[:5000],
-            TAG_MOVED_BY: self.moved_by,
-            TAG_MOVED_AT: _now(),
+            tracking.TAG_MOVE: kind,
+            tracking.TAG_FROM_VERSION: from_version or "",
+            tracking.TAG_TO_VERSION: to_version,
+            tracking.TAG_REASON: reason[:5000],
+            tracking.TAG_MOVED_BY: self.moved_by,
+            tracking.TAG_MOVED_AT: _now(),
         }
         run_id = tracking.get_or_create_run(client, self.experiment_id, {**self.key, tracking.TAG_MODEL: model}, tags)
         return _move(client.get_run(run_id))
@@ -152,13 +139,13 @@ def _now() -> str:
 def _move(run: Any) -> Move:
     tags = run.data.tags
     return Move(
-        kind=tags[TAG_MOVE],
+        kind=tags[tracking.TAG_MOVE],
         model=tags[tracking.TAG_MODEL],
-        from_version=tags.get(TAG_FROM_VERSION) or None,
-        to_version=tags[TAG_TO_VERSION],
-        reason=tags.get(TAG_REASON, ""),
-        moved_by=tags.get(TAG_MOVED_BY, ""),
-        moved_at=tags.get(TAG_MOVED_AT, ""),
+        from_version=tags.get(tracking.TAG_FROM_VERSION) or None,
+        to_version=tags[tracking.TAG_TO_VERSION],
+        reason=tags.get(tracking.TAG_REASON, ""),
+        moved_by=tags.get(tracking.TAG_MOVED_BY, ""),
+        moved_at=tags.get(tracking.TAG_MOVED_AT, ""),
         dag_id=tags.get(tracking.TAG_DAG_ID, ""),
         run_id=tags.get(tracking.TAG_RUN_ID, ""),
     )
@@ -193,7 +180,7 @@ def registry_lock(
         try:
             client.create_registered_model(
                 name,
-                tags={TAG_LOCK_HOLDER: holder, TAG_LOCK_SINCE: str(time.time())},
+                tags={tracking.TAG_LOCK_HOLDER: holder, tracking.TAG_LOCK_SINCE: str(time.time())},
                 description=f"Held while {holder} moves the aliases of {model}; deleted when done.",
             )
             break
@@ -217,7 +204,7 @@ def _break_if_stale(client: Any, name: str, stale_after: float) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        since = float(client.get_registered_model(name).tags.get(TAG_LOCK_SINCE, "0"))
+        since = float(client.get_registered_model(name).tags.get(tracking.TAG_LOCK_SINCE, "0"))
         if time.time() - since > stale_after:
             client.delete_registered_model(name)
     except MlflowException:
@@ -253,9 +240,10 @@ def register_and_promote(
         champion_version = str(champion.version) if champion is not None else None
         existing = find_version(client, model, run_id)
         if existing is not None and champion_version == str(existing.version):
-            previous = existing.tags.get(TAG_PREVIOUS_CHAMPION) or None
+            previous = existing.tags.get(tracking.TAG_PREVIOUS_CHAMPION) or None
             if log is not None and log.find(client, model) is None:  # the earlier attempt died before recording
-                log.record(client, model, "promotion", previous, champion_version, existing.tags.get(TAG_DECISION, ""))
+                reason = existing.tags.get(tracking.TAG_DECISION, "")
+                log.record(client, model, "promotion", previous, champion_version, reason)
             return Decision(model, champion_version, True, champion_version, previous, "already champion (a retry)")
         promote, reason = decide(passed, reasons, force, version_tags.get(tracking.TAG_WINDOW_END), champion)
         if promote and not force and champion_version != evaluated_against:
@@ -273,15 +261,15 @@ def register_and_promote(
         if existing is None:
             existing = mlflow.register_model(model_uri, model, tags=version_tags)
         version = str(existing.version)
-        client.set_model_version_tag(model, version, TAG_GATE_PASSED, str(passed).lower())
-        client.set_model_version_tag(model, version, TAG_DECISION, reason)
-        client.set_model_version_tag(model, version, TAG_DECIDED_AT, _now())
-        client.set_model_version_tag(model, version, TAG_PROMOTED, str(promote).lower())
+        client.set_model_version_tag(model, version, tracking.TAG_GATE_PASSED, str(passed).lower())
+        client.set_model_version_tag(model, version, tracking.TAG_DECISION, reason)
+        client.set_model_version_tag(model, version, tracking.TAG_DECIDED_AT, _now())
+        client.set_model_version_tag(model, version, tracking.TAG_PROMOTED, str(promote).lower())
         client.set_registered_model_alias(model, CHALLENGER, version)
         if not promote:
             return Decision(model, version, False, champion_version, None, reason)
 
-        client.set_model_version_tag(model, version, TAG_PREVIOUS_CHAMPION, champion_version or "")
+        client.set_model_version_tag(model, version, tracking.TAG_PREVIOUS_CHAMPION, champion_version or "")
         client.set_registered_model_alias(model, CHAMPION, version)
         client.delete_registered_model_alias(model, CHALLENGER)  # the challenger is the champion now
         if log is not None:
@@ -306,7 +294,7 @@ def rollback(client: Any, model: str, target: str | None, reason: str, log: Move
         champion = version_by_alias(client, model, CHAMPION)
         if champion is None:
             raise BadInputError(f"model {model!r} has no champion to roll back")
-        target = str(target or champion.tags.get(TAG_PREVIOUS_CHAMPION) or "")
+        target = str(target or champion.tags.get(tracking.TAG_PREVIOUS_CHAMPION) or "")
         if not target:
             raise BadInputError(
                 f"champion version {champion.version} of {model!r} records no previous champion: name a target version"
@@ -320,6 +308,7 @@ def rollback(client: Any, model: str, target: str | None, reason: str, log: Move
         if target == str(champion.version):
             raise BadInputError(f"version {target} of model {model!r} is already champion")
         client.set_registered_model_alias(model, CHAMPION, target)
-        client.set_model_version_tag(model, target, TAG_DECISION, f"rolled back from {champion.version}: {reason}")
-        client.set_model_version_tag(model, target, TAG_DECIDED_AT, _now())
+        note = f"rolled back from {champion.version}: {reason}"
+        client.set_model_version_tag(model, target, tracking.TAG_DECISION, note)
+        client.set_model_version_tag(model, target, tracking.TAG_DECIDED_AT, _now())
         return log.record(client, model, "rollback", str(champion.version), target, reason)

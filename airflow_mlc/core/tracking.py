@@ -30,6 +30,44 @@ TAG_QUALITY_DEGRADED = "mlc.quality_degraded"
 TAG_RETRAIN_REQUESTED = "mlc.retrain_requested"
 TAG_RETRAIN_REASON = "mlc.retrain_reason"
 
+#: Tags of a training run and its model version: the model, its classes, and the evaluation behind the decision.
+TAG_MODEL_URI = "mlc.model_uri"
+TAG_CLASSES = "mlc.classes"
+TAG_POSITIVE_CLASS = "mlc.positive_class"
+TAG_SPLIT_RULE = "mlc.split_rule"
+TAG_SCORE_METRIC = "mlc.score_metric"
+TAG_SCORE = "mlc.score"
+TAG_CHAMPION_SCORE = "mlc.champion_score"
+TAG_COMPARED_WITH = "mlc.compared_with"
+TAG_SCORED_ON = "mlc.scored_on"
+TAG_SCORED_ROWS = "mlc.scored_rows"
+TAG_IMPROVEMENT = "mlc.improvement"
+TAG_CI_LOW = "mlc.improvement_ci_low"
+TAG_CI_HIGH = "mlc.improvement_ci_high"
+TAG_CONFIDENCE = "mlc.confidence"
+
+#: Tags of a registry decision, on the model version.
+TAG_GATE_PASSED = "mlc.gate_passed"
+TAG_PROMOTED = "mlc.promoted"
+TAG_PREVIOUS_CHAMPION = "mlc.previous_champion"
+TAG_DECISION = "mlc.promotion_reason"
+TAG_DECIDED_AT = "mlc.decided_at"
+
+#: Tags of a champion-move record (a promotion or a rollback).
+TAG_MOVE = "mlc.move"
+TAG_FROM_VERSION = "mlc.from_version"
+TAG_TO_VERSION = "mlc.to_version"
+TAG_MOVED_BY = "mlc.moved_by"
+TAG_MOVED_AT = "mlc.moved_at"
+TAG_REASON = "mlc.reason"
+
+#: Tags of a registry lock (a registered model ``<model>.mlc-lock``).
+TAG_LOCK_HOLDER = "mlc.lock_holder"
+TAG_LOCK_SINCE = "mlc.lock_since"
+
+#: Tag of a prediction run: where its predictions were written.
+TAG_PREDICTIONS_URI = "mlc.predictions_uri"
+
 
 @dataclass(frozen=True)
 class MlflowTarget:

@@ -25,7 +25,6 @@ SCORERS = {
     "roc_auc": "roc_auc_ovr_weighted",
 }
 MODEL_STEP = "model"
-TAG_MODEL_URI = "mlc.model_uri"
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ def _result_from_run(run: Any) -> TrainResult:
     return TrainResult(
         run_id=run.info.run_id,
         experiment_id=run.info.experiment_id,
-        model_uri=data.tags[TAG_MODEL_URI],
+        model_uri=data.tags[tracking.TAG_MODEL_URI],
         best_params={k.removeprefix("best."): v for k, v in data.params.items() if k.startswith("best.")},
         cv_score=data.metrics.get("cv_score"),
         test_metrics={k.removeprefix("test_"): v for k, v in data.metrics.items() if k.startswith("test_")},
@@ -156,7 +155,7 @@ def train_and_log(
     key = {k: run_tags[k] for k in (tracking.TAG_DAG_ID, tracking.TAG_RUN_ID, tracking.TAG_TASK_ID)}
     for run in tracking.find_runs(client, experiment_id, key):
         same_data = run.data.tags.get(tracking.TAG_FINGERPRINT) == run_tags.get(tracking.TAG_FINGERPRINT)
-        finished = run.info.status == "FINISHED" and TAG_MODEL_URI in run.data.tags
+        finished = run.info.status == "FINISHED" and tracking.TAG_MODEL_URI in run.data.tags
         if finished and same_data:
             return _result_from_run(run)
         if not finished:
@@ -186,7 +185,7 @@ def train_and_log(
             # the flavour's pinned defaults: inferring them costs a subprocess of several seconds
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
         )
-        mlflow.set_tag(TAG_MODEL_URI, info.model_uri)
+        mlflow.set_tag(tracking.TAG_MODEL_URI, info.model_uri)
     return TrainResult(
         run_id=run.info.run_id,
         experiment_id=experiment_id,

@@ -88,7 +88,7 @@ class EvaluateModelOperator(MLCBaseOperator):
                 run_id,
                 metrics=tracking.metric_entities({f"champion_{k}": v for k, v in result.champion_metrics.items()}),
             )
-        client.set_tag(run_id, "mlc.gate_passed", str(result.passed).lower())
+        client.set_tag(run_id, tracking.TAG_GATE_PASSED, str(result.passed).lower())
         self.log.info("Scored on %s", result.scored_on)
         self.log.info("Gate %s: %s", "passed" if result.passed else "failed", "; ".join(result.reasons))
         MLflowRunLink.persist(context, run_url(target.ui_url, training["experiment_id"], run_id))

@@ -182,11 +182,10 @@ class BatchPredictOperator(MLCBaseOperator):
     @staticmethod
     def prediction_run_tags(bounds: dict[str, str | None], version: str, out_uri: str) -> dict[str, str]:
         from airflow_mlc.core import tracking
-        from airflow_mlc.core.predict import TAG_PREDICTIONS_URI
 
         return {
             tracking.TAG_WINDOW_START: bounds["start"] or "",
             tracking.TAG_WINDOW_END: bounds["end"] or "",
             tracking.TAG_MODEL_VERSION: version,
-            TAG_PREDICTIONS_URI: out_uri,
+            tracking.TAG_PREDICTIONS_URI: out_uri,
         }

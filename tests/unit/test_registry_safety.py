@@ -12,7 +12,6 @@ from airflow_mlc.core import tracking
 from airflow_mlc.core.registry import (
     CHAMPION,
     LOCK_SUFFIX,
-    TAG_LOCK_SINCE,
     MoveLog,
     champion_history,
     register_and_promote,
@@ -199,7 +198,7 @@ def test_the_lock_waits_and_a_stale_lock_is_broken(target) -> None:
             with registry_lock(client, "m", holder="b", timeout=0.5):
                 pass
         assert time.monotonic() - started >= 0.5
-    client.create_registered_model(f"m{LOCK_SUFFIX}", tags={TAG_LOCK_SINCE: str(time.time() - 3600)})
+    client.create_registered_model(f"m{LOCK_SUFFIX}", tags={tracking.TAG_LOCK_SINCE: str(time.time() - 3600)})
     with registry_lock(client, "m", holder="c", timeout=5, stale_after=60):
         assert client.get_registered_model(f"m{LOCK_SUFFIX}").tags["mlc.lock_holder"] == "c"
 
