@@ -6,19 +6,34 @@ Monitoring: wait_for_data >> ingest >> drift, quality >> request_retraining, who
 Prediction: wait_for_data, wait_for_champion >> predict (chunked batch inference).
 Rollback: one manual task that points ``champion`` back at an earlier version.
 
+An invalid spec file hides no other model: the valid specs get their DAGs, and each invalid file
+becomes a placeholder DAG ``mlc_invalid_spec_<file stem>`` (tags ``mlc`` and ``invalid-spec``) whose
+description and docs show the file, the field and the problem, and whose one task fails at once
+with that message. Airflow records import errors per DAG file and lets DAG files emit no DAG
+warnings of their own, so such a DAG is what keeps the error in the UI beside the working models.
+
+The DAGs are built with ``auto_register=False``: Airflow sees exactly the DAGs ``build_dags``
+returns (a DAG file puts them in its globals), never half of the DAGs of a spec that failed.
+
 Only the spec module and the operator classes are imported here, so parsing stays cheap.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk.exceptions import AirflowTimetableInvalid
 
+from airflow_mlc.errors import SpecError
 from airflow_mlc.operators.evaluate import EvaluateModelOperator
 from airflow_mlc.operators.ingest import IngestOperator
+from airflow_mlc.operators.invalid_spec import InvalidSpecOperator
 from airflow_mlc.operators.monitor import DriftReportOperator, ModelQualityOperator
 from airflow_mlc.operators.predict import BatchPredictOperator
 from airflow_mlc.operators.prepare import PrepareDataOperator
@@ -29,10 +44,17 @@ from airflow_mlc.operators.train import TrainModelOperator
 from airflow_mlc.operators.validate import ValidateDataOperator
 from airflow_mlc.sensors.data import DataAvailableSensor
 from airflow_mlc.sensors.model import ModelVersionSensor
-from airflow_mlc.spec import ModelLifecycleSpec, load_specs
+from airflow_mlc.spec import ModelLifecycleSpec, load_specs_reporting
+
+log = logging.getLogger(__name__)
 
 #: Folder of the spec files when ``MLC_SPECS_DIR`` is not set: ``specs/`` beside the DAG file.
 SPECS_DIR_VARIABLE = "MLC_SPECS_DIR"
+#: The placeholder DAG of an invalid spec file is ``mlc_invalid_spec_<file stem>``.
+INVALID_SPEC_DAG_PREFIX = "mlc_invalid_spec_"
+INVALID_SPEC_TAGS = ("mlc", "invalid-spec")
+#: Longest description of a placeholder DAG; its docs hold the whole message.
+DESCRIPTION_CHARS = 1000
 
 
 def window_params() -> dict[str, Param]:
@@ -83,6 +105,7 @@ def training_dag(spec: ModelLifecycleSpec) -> DAG:
         render_template_as_native_obj=True,
         max_active_runs=1,
         tags=["mlc", spec.name, *spec.tags],
+        auto_register=False,
         doc_md=f"Training life cycle of **{spec.name}** ({spec.task}, target `{spec.target}`).",
     ) as dag:
         common: dict[str, Any] = {"spec": spec}
@@ -133,6 +156,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
         render_template_as_native_obj=True,
         max_active_runs=1,
         tags=["mlc", spec.name, *spec.tags],
+        auto_register=False,
         doc_md=(
             f"Monitoring of **{spec.name}**: the last {monitoring.window_days} days against the champion's "
             f"training data. A signal emits `{spec.retrain_asset_uri}`, which starts `mlc_{spec.name}_train`."
@@ -191,6 +215,7 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
         render_template_as_native_obj=True,
         max_active_runs=1,  # two runs of one interval at once would both replace its table rows
         tags=["mlc", spec.name, *spec.tags],
+        auto_register=False,
         doc_md=(
             f"Batch inference of **{spec.name}**: the last {prediction.window_days} day(s), in chunks of "
             f"{prediction.chunk_rows} rows, to one Parquet partition per interval"
@@ -239,6 +264,7 @@ def rollback_dag(spec: ModelLifecycleSpec) -> DAG:
         render_template_as_native_obj=True,
         max_active_runs=1,
         tags=["mlc", spec.name, *spec.tags],
+        auto_register=False,
         doc_md=f"Roll back `models:/{spec.registered_model_name}@champion`; the move is recorded with who, why, when.",
     ) as dag:
         RollbackOperator(
@@ -251,14 +277,131 @@ def rollback_dag(spec: ModelLifecycleSpec) -> DAG:
 
 
 def specs_dir(default: str | os.PathLike[str]) -> Path:
+    """The spec folder: ``$MLC_SPECS_DIR`` if set, else ``default``."""
     return Path(os.environ.get(SPECS_DIR_VARIABLE) or default)
 
 
+#: The DAGs every valid spec gets.
+SPEC_DAG_BUILDERS: tuple[Callable[[ModelLifecycleSpec], DAG], ...] = (
+    training_dag,
+    monitoring_dag,
+    prediction_dag,
+    rollback_dag,
+)
+
+
+def check_schedules(spec: ModelLifecycleSpec) -> None:
+    """Check the spec's cron expressions, which only Airflow can parse.
+
+    Raises:
+        SpecError: A schedule is not a cron expression or preset.
+    """
+    for kind in ("train", "monitor", "predict"):
+        expression = getattr(spec.schedule, kind)
+        timetable = cron(expression)
+        if timetable is None:
+            continue
+        try:
+            timetable.validate()
+        except AirflowTimetableInvalid as exc:
+            raise SpecError(
+                f"{spec.origin}: schedule.{kind}: {expression!r} is not a cron expression or preset ({exc})"
+            ) from None
+
+
+def spec_dags(spec: ModelLifecycleSpec) -> list[DAG]:
+    """The four DAGs of one spec, checked as the DAG processor checks them.
+
+    Raises:
+        SpecError: The spec passed validation but its DAGs cannot be built (e.g. a bad cron expression).
+    """
+    check_schedules(spec)
+    try:
+        dags = [build(spec) for build in SPEC_DAG_BUILDERS]
+        for dag in dags:
+            dag.validate()
+    except Exception as exc:  # whatever it is, it must cost this spec only
+        raise SpecError(f"{spec.origin}: (top level): its DAGs cannot be built: {type(exc).__name__}: {exc}") from exc
+    return dags
+
+
+def invalid_spec_dag_id(file: str | os.PathLike[str], taken: Container[str] = ()) -> str:
+    """``mlc_invalid_spec_<file stem>``, the stem made a valid dag_id, numbered if ``taken`` holds it."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(file).stem).strip("_.-") or "spec"
+    base = (INVALID_SPEC_DAG_PREFIX + stem)[:240]
+    dag_id, number = base, 1
+    while dag_id in taken:
+        number += 1
+        dag_id = f"{base}_{number}"
+    return dag_id
+
+
+def _code_block(text: str) -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def invalid_spec_dag(file: str | os.PathLike[str], error: SpecError, dag_id: str | None = None) -> DAG:
+    """The placeholder DAG of an invalid spec file: it shows the error, and its one task fails with it.
+
+    Args:
+        file: The invalid spec file.
+        error: Its error, ``<file>: <field>: <problem>``.
+        dag_id: The DAG's id; default: ``mlc_invalid_spec_<file stem>``.
+
+    Returns:
+        A manual-only DAG tagged ``mlc`` and ``invalid-spec``.
+    """
+    path = Path(file)
+    message = str(error)
+    summary = " ".join(f"Invalid model spec: {message}".split())
+    if len(summary) > DESCRIPTION_CHARS:
+        summary = summary[: DESCRIPTION_CHARS - 2] + " …"
+    with DAG(
+        dag_id=dag_id or invalid_spec_dag_id(path),
+        description=summary,
+        schedule=None,
+        tags=list(INVALID_SPEC_TAGS),
+        auto_register=False,
+        doc_md=(
+            f"### Invalid model spec `{path.name}`\n\n"
+            f"The spec file `{path}` is invalid, so no DAG is built from it; the other spec files are not "
+            "affected. Once the file is fixed, the next parse replaces this DAG with its model's DAGs.\n\n"
+            "The problem, as `<file>: <field>: <problem>`:\n\n"
+            f"{_code_block(message)}\n\n"
+            "Triggering this DAG only fails its task with the same message."
+        ),
+    ) as dag:
+        InvalidSpecOperator(task_id="invalid_spec", message=message)
+    return dag
+
+
 def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
-    """Every DAG of every spec in ``folder``, by dag_id. A bad spec raises a ``SpecError`` naming it."""
-    dags = [
-        build(spec)
-        for spec in load_specs(folder)
-        for build in (training_dag, monitoring_dag, prediction_dag, rollback_dag)
-    ]
-    return {dag.dag_id: dag for dag in dags}
+    """Every DAG of every valid spec in ``folder``, and a placeholder DAG per invalid spec file, by dag_id.
+
+    An invalid file hides no other spec's DAGs: it is logged as a warning and becomes the DAG
+    ``mlc_invalid_spec_<file stem>`` (see ``invalid_spec_dag``).
+
+    Args:
+        folder: The folder of the spec files.
+
+    Returns:
+        The DAGs by dag_id, for a DAG file's globals.
+    """
+    loaded = load_specs_reporting(folder)
+    errors = dict(loaded.errors)
+    dags: dict[str, DAG] = {}
+    for spec in loaded.specs:
+        try:
+            built = spec_dags(spec)
+        except SpecError as exc:
+            errors[Path(spec.origin)] = exc
+            continue
+        dags.update((dag.dag_id, dag) for dag in built)
+    for file, error in sorted(errors.items()):
+        dag = invalid_spec_dag(file, error, invalid_spec_dag_id(file, taken=dags))
+        log.warning("Invalid model spec, shown as the DAG %s instead of its model's DAGs: %s", dag.dag_id, error)
+        dags[dag.dag_id] = dag
+    return dags

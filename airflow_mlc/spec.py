@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -176,6 +176,13 @@ class GatesSpec(_Strict):
     )
     min_rows: int = Field(30, ge=2, description="Fewest rows a champion/challenger comparison may rest on.")
     bootstrap_rounds: int = Field(1000, ge=100, le=100_000, description="Resamples of the paired bootstrap.")
+    beat_baseline: bool = Field(
+        True,
+        description=(
+            "A candidate must be significantly better than a trivial model (the training rows' most frequent "
+            "class and class shares, or their mean) on its test rows."
+        ),
+    )
     absolute_with_champion: Literal["block", "allow_if_better"] = Field(
         "allow_if_better",
         description=(
@@ -457,17 +464,75 @@ def load_spec(path: str | os.PathLike[str]) -> ModelLifecycleSpec:
     return parse_spec(data, origin=str(file), base_dir=file.parent)
 
 
+class SpecFolder(NamedTuple):
+    """What a folder of spec files holds: the valid specs, and why each other file is invalid.
+
+    Attributes:
+        specs: The valid specs, in file-name order.
+        errors: Per invalid file, its ``SpecError`` (``<file>: <field>: <problem>``), in file-name order.
+    """
+
+    specs: list[ModelLifecycleSpec]
+    errors: dict[Path, SpecError]
+
+
 def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """The spec files in a folder, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+    """The spec files (``*.yaml``, ``*.yml``) in a folder, sorted by name; hidden files are skipped.
+
+    Args:
+        folder: The folder to list.
+
+    Returns:
+        The paths of the spec files.
+    """
+    return sorted(
+        p for p in Path(folder).iterdir() if p.suffix in SPEC_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def load_specs_reporting(folder: str | os.PathLike[str]) -> SpecFolder:
+    """Every valid spec in a folder, and the error of every invalid one; one bad file costs only itself.
+
+    Two specs with the same name: the first by file name loads, the second is an error naming both files.
+
+    Args:
+        folder: The folder of the spec files.
+
+    Returns:
+        The valid specs and, per invalid file, its error.
+    """
+    specs: dict[str, tuple[Path, ModelLifecycleSpec]] = {}
+    errors: dict[Path, SpecError] = {}
+    for file in spec_files(folder):
+        try:
+            spec = load_spec(file)
+        except SpecError as exc:
+            errors[file] = exc
+            continue
+        except Exception as exc:  # e.g. a file that is not text: still only this file is lost
+            errors[file] = SpecError(f"{file}: cannot read the spec: {type(exc).__name__}: {exc}")
+            continue
+        if spec.name in specs:
+            first = specs[spec.name][0]
+            errors[file] = SpecError(f"{file}: name: {spec.name!r} is already used by {first}, which loads instead")
+            continue
+        specs[spec.name] = (file, spec)
+    return SpecFolder([spec for _, spec in specs.values()], errors)
 
 
 def load_specs(folder: str | os.PathLike[str]) -> list[ModelLifecycleSpec]:
-    """Every spec in a folder; two specs with the same name are an error."""
-    specs: dict[str, tuple[Path, ModelLifecycleSpec]] = {}
-    for file in spec_files(folder):
-        spec = load_spec(file)
-        if spec.name in specs:
-            raise SpecError(f"{file}: name {spec.name!r} is already used by {specs[spec.name][0]}")
-        specs[spec.name] = (file, spec)
-    return [spec for _, spec in specs.values()]
+    """Every spec in a folder, all valid, or an error; for checks that must fail on any bad spec.
+
+    Args:
+        folder: The folder of the spec files.
+
+    Returns:
+        The specs, in file-name order.
+
+    Raises:
+        SpecError: A file is invalid or reuses a name; the message has one line per invalid file.
+    """
+    loaded = load_specs_reporting(folder)
+    if loaded.errors:
+        raise SpecError("\n".join(str(error) for error in loaded.errors.values()))
+    return loaded.specs

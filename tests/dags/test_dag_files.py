@@ -93,19 +93,115 @@ def test_every_spec_yields_its_prediction_and_rollback_dags() -> None:
     assert type(rollback.timetable).__name__ == "NullTimetable"  # manual only
 
 
-def test_a_bad_spec_is_an_import_error_naming_file_and_field(tmp_path: Path) -> None:
+def specs_folder(folder: Path) -> Path:
+    """A valid spec (``bikes.yaml``), one that breaks a rule (``gates.yaml``) and one that is not YAML."""
     data = yaml.safe_load(BIKES_SPEC.read_text())
-    data["gates"]["metirc"] = data["gates"].pop("metric")
     data["source"]["path"] = str(DAGS_DIR / "data" / "bikeshare_hourly_2011.csv")
-    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(data))
+    (folder / "bikes.yaml").write_text(yaml.safe_dump(data))
+    data["name"] = "bikes_strict"
+    data["gates"].update(min=200, max=150)
+    (folder / "gates.yaml").write_text(yaml.safe_dump(data))
+    (folder / "not yaml.yml").write_text("name: broken\n  task: [regression\n")
+    return folder
+
+
+def test_an_invalid_spec_hides_no_other_model(tmp_path: Path) -> None:
+    bag = dag_bag(specs_folder(tmp_path))
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {
+        "mlc_bikes_train",
+        "mlc_bikes_monitor",
+        "mlc_bikes_predict",
+        "mlc_bikes_rollback",
+        "mlc_invalid_spec_gates",
+        "mlc_invalid_spec_not_yaml",
+    }
+
+
+def test_an_invalid_spec_is_a_placeholder_dag_naming_file_field_and_problem(tmp_path: Path) -> None:
+    bag = dag_bag(specs_folder(tmp_path))
+    dag = bag.dags["mlc_invalid_spec_gates"]
+    file = str(tmp_path / "gates.yaml")
+    problem = "gates.min (200) is above gates.max (150)"
+    assert set(dag.tags) == {"mlc", "invalid-spec"}
+    assert type(dag.timetable).__name__ == "NullTimetable"  # manual only
+    for text in (dag.description, dag.doc_md):
+        assert f"{file}: gates: {problem}" in text
+    [task] = dag.tasks
+    assert task.retries == 0
+
+    broken = bag.dags["mlc_invalid_spec_not_yaml"]
+    assert f"{tmp_path / 'not yaml.yml'}: cannot read the spec" in broken.description
+    assert "line 2, column 7" in broken.doc_md
+
+
+def test_the_placeholder_task_fails_at_once_with_the_spec_error(tmp_path: Path) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    [task] = dag_bag(specs_folder(tmp_path)).dags["mlc_invalid_spec_gates"].tasks
+    with pytest.raises(AirflowFailException) as failure:
+        task.execute(context={})
+    assert str(failure.value).startswith(f"{tmp_path / 'gates.yaml'}: gates: gates.min (200) is above gates.max")
+
+
+def test_triggering_the_placeholder_fails_its_task_once(
+    tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_mlc.testing import run_dag, task_states
+
+    monkeypatch.setenv("MLC_SPECS_DIR", str(specs_folder(tmp_path)))
+    run = run_dag("mlc_invalid_spec_gates", DAGS_DIR)
+    assert run.state == "failed"
+    assert task_states(run) == {"invalid_spec": "failed"}
+
+
+def test_a_schedule_airflow_cannot_parse_is_an_invalid_spec_too(tmp_path: Path) -> None:
+    data = yaml.safe_load(BIKES_SPEC.read_text())
+    data["source"]["path"] = str(DAGS_DIR / "data" / "bikeshare_hourly_2011.csv")
+    data["schedule"]["monitor"] = "@fortnightly"
+    (tmp_path / "bikes.yaml").write_text(yaml.safe_dump(data))
     bag = dag_bag(tmp_path)
-    [(file, error)] = bag.import_errors.items()
-    assert file.endswith("mlc_dags.py")
-    assert str(tmp_path / "typo.yaml") in error
-    assert "gates.metirc: unknown field" in error
+    assert bag.import_errors == {}
+    assert list(bag.dags) == ["mlc_invalid_spec_bikes"]  # and no half of the model's DAGs
+    assert (
+        f"{tmp_path / 'bikes.yaml'}: schedule.monitor: '@fortnightly'" in bag.dags["mlc_invalid_spec_bikes"].description
+    )
 
 
-def test_parsing_the_dags_loads_no_heavy_library() -> None:
+def test_a_spec_whose_dags_fail_to_build_leaves_no_half_built_dag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_mlc import dag_factory
+
+    def broken(spec):
+        raise RuntimeError("no prediction DAG today")
+
+    builders = (dag_factory.training_dag, dag_factory.monitoring_dag, broken, dag_factory.rollback_dag)
+    monkeypatch.setattr(dag_factory, "SPEC_DAG_BUILDERS", builders)
+    folder = specs_folder(tmp_path)
+    (folder / "gates.yaml").unlink()
+    bag = dag_bag(folder)
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {"mlc_invalid_spec_bikes", "mlc_invalid_spec_not_yaml"}
+    description = bag.dags["mlc_invalid_spec_bikes"].description
+    assert f"{folder / 'bikes.yaml'}: (top level): its DAGs cannot be built: RuntimeError: no prediction" in description
+
+
+def test_placeholder_dag_ids_are_valid_and_unique(tmp_path: Path) -> None:
+    from airflow_mlc.dag_factory import build_dags, invalid_spec_dag_id
+
+    assert invalid_spec_dag_id(Path("my model (v2).yaml")) == "mlc_invalid_spec_my_model_v2"
+    assert invalid_spec_dag_id(Path("été.yaml")) == "mlc_invalid_spec_t"
+    for name in ("x.yaml", "x.yml", "x-2.yaml"):
+        (tmp_path / name).write_text("- not a mapping\n")
+    assert set(build_dags(tmp_path)) == {"mlc_invalid_spec_x", "mlc_invalid_spec_x_2", "mlc_invalid_spec_x-2"}
+
+
+@pytest.mark.parametrize("invalid_specs", [False, True], ids=["shipped specs", "with invalid specs"])
+def test_parsing_the_dags_loads_no_heavy_library(invalid_specs: bool, tmp_path: Path) -> None:
+    env = os.environ.copy()
+    if invalid_specs:
+        env["MLC_SPECS_DIR"] = str(specs_folder(tmp_path))
     code = textwrap.dedent(
         f"""
         import glob, importlib.util, sys
@@ -115,9 +211,7 @@ def test_parsing_the_dags_loads_no_heavy_library() -> None:
         print([m for m in {HEAVY!r} if m in sys.modules])
         """
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=os.environ.copy()
-    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 

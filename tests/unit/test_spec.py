@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from airflow_mlc.errors import SpecError
-from airflow_mlc.spec import load_spec, load_specs, parse_spec
+from airflow_mlc.spec import load_spec, load_specs, load_specs_reporting, parse_spec
 from tests.conftest import BIKES_CSV, BIKES_SPEC
 
 pytestmark = pytest.mark.unit
@@ -58,6 +58,17 @@ def test_a_typo_names_the_file_and_the_field(tmp_path: Path) -> None:
         (lambda d: d["contract"]["ranges"].update(weathersit={"min": 0}), "contract.ranges.weathersit: ranges apply"),
         (lambda d: d["contract"]["categories"].update(temp=[0.1]), "contract.categories.temp: allowed values apply"),
         (lambda d: d.update(name="bad name"), "name: String should match pattern"),
+        (lambda d: d["gates"].update(min=200, max=150), "gates: gates.min (200) is above gates.max (150)"),
+        (lambda d: d.update(positive_class=1), "positive_class applies to a classification only"),
+        (
+            lambda d: (d["source"].pop("time_column"), d["source"].update(time_unit="s"), d.pop("split")),
+            "source: source.time_format and source.time_unit describe source.time_column, which is not set",
+        ),
+        (
+            lambda d: d["source"].update(time_format="%Y-%m-%d", time_unit="s"),
+            "give source.time_format (text times) or source.time_unit (integer times), not both",
+        ),
+        (lambda d: d["split"].update(key=["hr", "nope"]), "split.key names 'nope'"),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(change, expected: str) -> None:
@@ -76,8 +87,74 @@ def test_a_spec_that_is_not_a_mapping(tmp_path: Path) -> None:
         load_spec(path)
 
 
-def test_two_specs_with_one_name_are_refused(tmp_path: Path) -> None:
+def classification_data() -> dict:
+    data = bikes_data()
+    data["task"] = "classification"
+    data["contract"]["ranges"].pop("bikers")  # ranges apply to a regression target only
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "metric", "higher_is_better"),
+    [
+        (bikes_data, "mape", False),
+        (classification_data, "balanced_accuracy", True),
+        (classification_data, "pr_auc", True),
+        (classification_data, "log_loss", False),
+    ],
+)
+def test_the_added_metrics_are_allowed(data, metric: str, higher_is_better: bool) -> None:
+    spec_data = data()
+    spec_data["gates"] = {"metric": metric}
+    spec = parse_spec(spec_data)
+    assert spec.gates.metric == metric
+    assert spec.higher_is_better is higher_is_better
+
+
+def test_one_invalid_file_costs_only_itself(tmp_path: Path) -> None:
+    good = write_spec(tmp_path, bikes_data(), "a.yaml")
+    data = bikes_data()
+    data.update(name="other")
+    data["gates"].update(min=200)
+    bad = write_spec(tmp_path, data, "b.yaml")
+    (tmp_path / "c.yml").write_text("name: [unclosed\n")
+    (tmp_path / "d.yaml").write_bytes(b"\xff\xfe\x00 not text")
+    (tmp_path / ".hidden.yaml").write_text("- not a spec\n")
+    (tmp_path / "notes.txt").write_text("not a spec either")
+
+    specs, errors = load_specs_reporting(tmp_path)
+
+    assert [spec.origin for spec in specs] == [str(good)]
+    assert list(errors) == [bad, tmp_path / "c.yml", tmp_path / "d.yaml"]
+    assert str(errors[bad]).startswith(f"{bad}: gates: gates.min (200) is above gates.max (150)")
+    assert str(errors[tmp_path / "c.yml"]).startswith(f"{tmp_path / 'c.yml'}: cannot read the spec")
+    assert "UnicodeDecodeError" in str(errors[tmp_path / "d.yaml"])
+
+
+def test_of_two_specs_with_one_name_the_first_file_loads(tmp_path: Path) -> None:
+    first = write_spec(tmp_path, bikes_data(), "a.yaml")
+    second = write_spec(tmp_path, bikes_data(), "b.yml")
+    loaded = load_specs_reporting(tmp_path)
+    assert [spec.origin for spec in loaded.specs] == [str(first)]
+    assert list(loaded.errors) == [second]
+    message = str(loaded.errors[second])
+    assert message.startswith(f"{second}: name: 'bikes' is already used by {first}")
+
+
+def test_load_specs_refuses_a_folder_with_any_invalid_file(tmp_path: Path) -> None:
     write_spec(tmp_path, bikes_data(), "a.yaml")
     write_spec(tmp_path, bikes_data(), "b.yml")
-    with pytest.raises(SpecError, match="name 'bikes' is already used"):
+    (tmp_path / "c.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(SpecError) as error:
         load_specs(tmp_path)
+    lines = str(error.value).splitlines()
+    assert lines[0].startswith(f"{tmp_path / 'b.yml'}: name: 'bikes' is already used")
+    assert any(line.startswith(f"{tmp_path / 'c.yaml'}: cannot read the spec") for line in lines)
+
+
+def test_load_specs_returns_every_spec_of_a_valid_folder(tmp_path: Path) -> None:
+    write_spec(tmp_path, bikes_data(), "a.yaml")
+    data = bikes_data()
+    data.update(name="other")
+    write_spec(tmp_path, data, "b.yaml")
+    assert [spec.name for spec in load_specs(tmp_path)] == ["bikes", "other"]
