@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlc.core import storage
-from airflow_mlc.core.ingest import filter_window, window_params
+from airflow_mlc.core.ingest import describe_source, filter_window, sql_errors, window_params
 from airflow_mlc.core.window import Window
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import SourceSpec
@@ -63,49 +63,45 @@ def read_chunks(
 
     Yields:
         Non-empty frames with a fresh ``RangeIndex``.
+
+    Raises:
+        DataError: As ``core.ingest.read_source`` raises it (a missing or malformed file, duplicate
+            column names, a time column without times), when the chunk holding the problem is read.
+        BadInputError: The query is wrong (no such table or column, a syntax error).
     """
     if chunk_rows < 1:
         raise BadInputError(f"chunk_rows must be at least 1, not {chunk_rows}")
     if source.sql is not None:
-        chunks = _sql_chunks(source.sql, engine or source.url, window, chunk_rows)
+        chunks = _sql_chunks(source, engine or source.url, window, chunk_rows)
     elif source.file_format == "csv":
-        chunks = _csv_chunks(str(source.path), chunk_rows, options)
+        chunks = storage.iter_csv(str(source.path), chunk_rows, options)
     else:
-        chunks = _parquet_chunks(str(source.path), chunk_rows, options)
+        chunks = storage.iter_parquet(str(source.path), chunk_rows, options)
     for chunk in chunks:
         if source.time_column:
-            chunk = filter_window(chunk, source.time_column, window)
+            chunk = filter_window(chunk, source, window)
         if len(chunk):
             chunk.index = pd.RangeIndex(len(chunk))  # our own frame: no copy as reset_index would make
             yield chunk
 
 
-def _parquet_chunks(uri: str, chunk_rows: int, options: dict[str, Any] | None) -> Iterator[pd.DataFrame]:
-    import fsspec
-    import pyarrow.parquet as pq
-
-    with fsspec.open(uri, "rb", **(storage.options_for(uri, options or {}) or {})) as handle:
-        with pq.ParquetFile(handle, pre_buffer=False) as parquet:  # pre-buffering keeps every row group read
-            for batch in parquet.iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
-
-
-def _csv_chunks(uri: str, chunk_rows: int, options: dict[str, Any] | None) -> Iterator[pd.DataFrame]:
-    with pd.read_csv(uri, chunksize=chunk_rows, storage_options=storage.options_for(uri, options or {})) as reader:
-        yield from reader
-
-
-def _sql_chunks(query: str, engine: Any, window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _sql_chunks(source: SourceSpec, engine: Any, window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import sqlalchemy
 
+    query = str(source.sql)
     own_engine = isinstance(engine, str)
     if own_engine:
         engine = sqlalchemy.create_engine(engine)
-    params = window_params(query, window)
+    params = window_params(query, window, source)
     try:
         # stream_results: a server-side cursor where the driver has one, so the result is not fetched whole
-        with engine.connect().execution_options(stream_results=True) as connection:
-            yield from pd.read_sql_query(sqlalchemy.text(query), connection, params=params, chunksize=chunk_rows)
+        with sql_errors(query), engine.connect().execution_options(stream_results=True) as connection:
+            for number, chunk in enumerate(
+                pd.read_sql_query(sqlalchemy.text(query), connection, params=params, chunksize=chunk_rows)
+            ):
+                if number == 0:
+                    storage.check_unique_columns(chunk.columns, describe_source(source))
+                yield chunk
     finally:
         if own_engine:
             engine.dispose()

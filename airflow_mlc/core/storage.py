@@ -6,11 +6,18 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from airflow_mlc.errors import DataError
+
+#: What pandas raises for a file that is not a CSV it can read.
+CSV_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,135 @@ def read_parquet(uri: str, options: dict[str, Any] | None = None) -> pd.DataFram
 
 
 def read_file(uri: str, file_format: str, options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet source file."""
+    """Read a CSV or Parquet source file.
+
+    Args:
+        uri: A local path or a URI (``s3://``, ``file://``).
+        file_format: ``csv`` or ``parquet``.
+        options: fsspec options (credentials, endpoint) for a remote URI.
+
+    Returns:
+        The file's rows.
+
+    Raises:
+        DataError: A local file that does not exist, a file that is not a readable CSV or Parquet
+            file, or duplicate column names; the message names the file.
+    """
+    require_local_file(uri)
     storage_options = options_for(uri, options or {})
     if file_format == "csv":
-        return pd.read_csv(uri, storage_options=storage_options)
-    return pd.read_parquet(uri, storage_options=storage_options)
+        with csv_errors(uri):
+            frame = pd.read_csv(uri, storage_options=storage_options)
+        check_csv_columns(frame.columns, uri, options)
+        return frame
+    import pyarrow as pa
+
+    try:
+        frame = pd.read_parquet(uri, storage_options=storage_options)
+    except pa.ArrowInvalid as exc:
+        check_unique_columns(parquet_columns(uri, options), f"file {uri!r}")
+        raise DataError(f"file {uri!r}: not a readable Parquet file: {_first_line(exc)}") from None
+    check_unique_columns(frame.columns, f"file {uri!r}")
+    return frame
+
+
+def iter_csv(uri: str, chunk_rows: int, options: dict[str, Any] | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of a CSV file, ``chunk_rows`` at a time; errors as ``read_file`` raises them."""
+    require_local_file(uri)
+    with csv_errors(uri):
+        with pd.read_csv(uri, chunksize=chunk_rows, storage_options=options_for(uri, options or {})) as reader:
+            for number, chunk in enumerate(reader):
+                if number == 0:
+                    check_csv_columns(chunk.columns, uri, options)
+                yield chunk
+
+
+def iter_parquet(uri: str, chunk_rows: int, options: dict[str, Any] | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of a Parquet file by row batches of ``chunk_rows``; errors as ``read_file`` raises them."""
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    require_local_file(uri)
+    with fsspec.open(uri, "rb", **(options_for(uri, options or {}) or {})) as handle:
+        try:
+            parquet = pq.ParquetFile(handle, pre_buffer=False)  # pre-buffering keeps every row group read
+        except pa.ArrowInvalid as exc:
+            raise DataError(f"file {uri!r}: not a readable Parquet file: {_first_line(exc)}") from None
+        with parquet:
+            check_unique_columns(parquet.schema_arrow.names, f"file {uri!r}")
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+
+
+def require_local_file(uri: str) -> None:
+    """Raise ``DataError`` when ``uri`` is a local path that does not exist (a remote one is not checked)."""
+    if not is_remote(uri) and not _local_path(uri).exists():
+        raise DataError(f"file {uri!r} does not exist")
+
+
+@contextmanager
+def csv_errors(uri: str) -> Iterator[None]:
+    """Turn pandas' errors for an unreadable CSV file into a ``DataError`` naming the file."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"file {uri!r}: not a readable CSV file: it is empty (no header row)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"file {uri!r}: not a readable CSV file: byte {exc.object[exc.start : exc.start + 1]!r} at "
+            f"position {exc.start} is not {exc.encoding} text (is it a CSV file?)"
+        ) from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"file {uri!r}: not a readable CSV file: {_first_line(exc)}") from None
+
+
+def check_csv_columns(columns: Iterable[Any], uri: str, options: dict[str, Any] | None = None) -> None:
+    """Raise ``DataError`` when the header of the CSV file ``uri`` repeats a column name.
+
+    pandas renames a repeated ``age`` to ``age.1``, so when a column is so named beside ``age``,
+    the header row is read again as it is written in the file.
+    """
+    names = {str(column) for column in columns}
+    if not any((found := re.fullmatch(r"(.*)\.\d+", name)) and found.group(1) in names for name in names):
+        return
+    with csv_errors(uri):
+        header = pd.read_csv(
+            uri,
+            header=None,
+            nrows=1,
+            dtype=str,
+            keep_default_na=False,
+            storage_options=options_for(uri, options or {}),
+        )
+    check_unique_columns(header.iloc[0].tolist(), f"file {uri!r}")
+
+
+def check_unique_columns(columns: Iterable[Any] | None, where: str) -> None:
+    """Raise ``DataError`` naming ``where`` and the repeated names when ``columns`` repeats a name."""
+    names = [str(column) for column in (columns if columns is not None else [])]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{where}: duplicate column names {repeated}: every column needs its own name (columns: {names})"
+        )
+
+
+def parquet_columns(uri: str, options: dict[str, Any] | None = None) -> list[str] | None:
+    """The column names in a Parquet file's schema, or None when it cannot be opened as one."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    try:
+        with fsspec.open(uri, "rb", **(options_for(uri, options or {}) or {})) as handle:
+            return list(pq.ParquetFile(handle).schema_arrow.names)
+    except Exception:  # only a diagnosis: the caller reports its own error
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def write_text(text: str, uri: str, options: dict[str, Any] | None = None) -> str:

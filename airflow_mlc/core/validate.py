@@ -10,6 +10,9 @@ import pandas as pd
 
 from airflow_mlc.spec import ModelLifecycleSpec
 
+#: Distinct offending values named in a category violation.
+MAX_VALUES_SHOWN = 10
+
 
 @dataclass(frozen=True)
 class ValidationResult:
@@ -24,7 +27,14 @@ class ValidationResult:
 
 
 def structural_violations(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> list[str]:
-    """What Evidently cannot check: columns present, their types, a usable target."""
+    """What Evidently cannot check: unique column names, columns present, their types, a usable target.
+
+    A classification target needs 2 or more classes, of any type (text, booleans, integers).
+    """
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return [f"columns {repeated}: each name may be used once, but the data repeats them (columns: {names})"]
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
         return [
@@ -39,11 +49,51 @@ def structural_violations(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> list
         found.append(f"target {spec.target!r}: has no values (all {len(frame)} rows are null)")
     elif spec.task == "regression" and not pd.api.types.is_numeric_dtype(target):
         found.append(f"target {spec.target!r}: a regression target must be numeric, found dtype {target.dtype}")
-    elif spec.task == "classification" and target.nunique() < 2:
-        found.append(
-            f"target {spec.target!r}: a classification target needs 2 or more classes, found {target.nunique()}"
+    elif spec.task == "classification":
+        classes = target.dropna().astype(object).unique()
+        if len(classes) < 2:
+            found.append(
+                f"target {spec.target!r}: a classification target needs 2 or more classes, found {len(classes)} "
+                f"({', '.join(repr(_plain(c)) for c in classes)})"
+            )
+    return found
+
+
+def category_violations(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> dict[str, str]:
+    """The categorical columns holding values outside ``contract.categories``, each with its violation.
+
+    Missing values are not counted here (``max_null_share`` is their rule).
+
+    Returns:
+        By column, e.g. ``column 'weathersit': 3 rows hold values outside the allowed list
+        ['clear', 'cloudy']: 'foggy' (2), 'hail' (1)``, naming up to ``MAX_VALUES_SHOWN`` values,
+        the most frequent first.
+    """
+    found = {}
+    for column, allowed in spec.contract.categories.items():
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        outside = values[values.notna() & ~values.isin(allowed)]
+        if outside.empty:
+            continue
+        counts = outside.astype(object).value_counts(sort=False)
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+        shown = ", ".join(f"{_plain(value)!r} ({count})" for value, count in ranked[:MAX_VALUES_SHOWN])
+        more = len(ranked) - MAX_VALUES_SHOWN
+        if more > 0:
+            shown += f" and {more} more value{'s' if more > 1 else ''}"
+        rows = len(outside)
+        found[column] = (
+            f"column {column!r}: {rows} row{'s hold' if rows > 1 else ' holds'} values outside the allowed list "
+            f"{[_plain(value) for value in allowed]}: {shown}"
         )
     return found
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so it prints as ``3``, not ``np.int64(3)``."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, str | bytes) else value
 
 
 def _contract_metrics(spec: ModelLifecycleSpec, frame: pd.DataFrame) -> list[Any]:
@@ -110,7 +160,18 @@ def validate_frame(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> tuple[Valid
         return ValidationResult(passed=False, rows=len(frame), violations=violations), None
     snapshot = run_contract_report(frame, spec)
     tests_run, failed = failed_tests(snapshot)
-    return ValidationResult(passed=not failed, rows=len(frame), violations=failed, tests_run=tests_run), snapshot
+    categories = category_violations(frame, spec)
+    # An out-of-list test is described by pandas' exact count and values; any other failure as Evidently has it.
+    violations = [text for text in failed if not any(_is_out_of_list(text, column) for column in categories)]
+    violations += categories.values()
+    return ValidationResult(
+        passed=not violations, rows=len(frame), violations=violations, tests_run=tests_run
+    ), snapshot
+
+
+def _is_out_of_list(description: str, column: str) -> bool:
+    """Whether an Evidently test description is the out-of-list test of ``column``."""
+    return description.startswith(f"Column '{column}' values out of list")
 
 
 def save_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None = None) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlc.errors import BadInputError
 from airflow_mlc.operators.base import MLCBaseOperator, retrain_request
 
 if TYPE_CHECKING:
@@ -21,6 +23,17 @@ def default_window_end(context: Context) -> datetime | None:
     if end is None:
         end = getattr(context.get("dag_run"), "run_after", None)
     return end
+
+
+@contextmanager
+def naming_the_spec(spec: ModelLifecycleSpec) -> Iterator[None]:
+    """Add the spec file to a bad-input error (a malformed source, a wrong query ...): the file to fix."""
+    try:
+        yield
+    except BadInputError as exc:
+        if spec.origin == "<spec>" or spec.origin in str(exc):
+            raise
+        raise type(exc)(f"{exc} (model spec {spec.origin})") from exc
 
 
 def run_window(
@@ -62,7 +75,13 @@ class IngestOperator(MLCBaseOperator):
     run). It starts at ``window_start``; by default at the data interval's start when
     ``prefer_data_interval`` is set and the interval is not empty, else ``lookback_days`` (default:
     the spec's ``window.lookback_days``) before the end, or with no bound. A SQL source receives the
-    bounds as ``:window_start`` and ``:window_end``.
+    bounds as ``:window_start`` and ``:window_end``: naive UTC datetimes, or with ``source.time_unit``
+    a year or seconds or milliseconds since 1970. Rows are then kept inside the window on the
+    ``time_column``, read as ``source.time_format`` / ``source.time_unit`` say.
+
+    A source that cannot be read (a missing or malformed file, duplicate column names, a wrong
+    query, a time column without times) fails the task without retries; a database that cannot be
+    reached is retried.
 
     :param window_start: ISO 8601 start of the window (templated).
     :param window_end: ISO 8601 end of the window, exclusive (templated).
@@ -97,14 +116,15 @@ class IngestOperator(MLCBaseOperator):
         self.log.info("Ingesting %s for the window %s", spec.name, window)
         source = spec.source
         source_options = s3_options(source.conn_id) if (source.path or "").startswith("s3://") else {}
-        result = ingest(
-            source,
-            window,
-            self.output_uri(context, "snapshot.parquet"),
-            out_options=self.storage.options,
-            source_options=source_options,
-            engine=self._sql_engine(),
-        )
+        with naming_the_spec(spec):
+            result = ingest(
+                source,
+                window,
+                self.output_uri(context, "snapshot.parquet"),
+                out_options=self.storage.options,
+                source_options=source_options,
+                engine=self._sql_engine(),
+            )
         self.log.info("Wrote %d rows to %s (fingerprint %s)", result.rows, result.uri, result.fingerprint)
         return result.as_dict()
 

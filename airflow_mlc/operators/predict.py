@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
 from airflow_mlc.operators.base import MLCBaseOperator
-from airflow_mlc.operators.ingest import run_window
+from airflow_mlc.operators.ingest import naming_the_spec, run_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,7 +106,7 @@ class BatchPredictOperator(MLCBaseOperator):
             "window_end": bounds["end"],
         }
         self.log.info("Scoring %s version %s on the window %s", spec.registered_model_name, version, window)
-        with ExitStack() as stack:
+        with naming_the_spec(spec), ExitStack() as stack:
             stack.callback(getattr(chunks, "close", lambda: None))  # a failed run lets go of the source at once
             sink = None
             if settings.table and settings.conn_id:

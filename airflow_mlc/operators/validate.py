@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 class ValidateDataOperator(MLCBaseOperator):
     """Check a snapshot against the spec's contract; fail (without retries) when it is broken.
 
-    Checks: required columns, numeric types, a usable target, then Evidently tests for the row count,
-    the share of nulls per column, allowed ranges and allowed categories. Once the columns and types
-    are right, the Evidently report is written as ``validation.html`` (and ``.json``) beside the
-    task's other outputs, whether its tests pass or fail.
+    Checks: unique column names, required columns, numeric types, a usable target (a classification
+    needs 2 or more classes, of any type), then Evidently tests for the row count, the share of nulls
+    per column, allowed ranges and allowed categories; a category violation names the values found
+    outside the allowed list, with their counts. Once the columns and types are right, the Evidently
+    report is written as ``validation.html`` (and ``.json``) beside the task's other outputs, whether
+    its tests pass or fail.
 
     :param snapshot: the snapshot's URI, or the ingest task's result (templated).
     :return: ``{"passed", "rows", "violations", "report_uri", "tests_run"}``.
@@ -44,6 +46,8 @@ class ValidateDataOperator(MLCBaseOperator):
             self.log.info("Validation report: %s", report_uri)
         if not result.passed:
             problems = "\n  - ".join(result.violations)
-            raise DataError(f"the data breaks the contract of {self.model_spec.name!r}:\n  - {problems}")
+            spec = self.model_spec
+            where = f" ({spec.origin})" if spec.origin != "<spec>" else ""
+            raise DataError(f"the data breaks the contract of {spec.name!r}{where}:\n  - {problems}")
         self.log.info("%d rows pass %d contract tests", result.rows, result.tests_run)
         return result.as_dict()

@@ -19,7 +19,14 @@ class DataAvailableSensor(ProbeSensor):
     ends at ``window_end`` (default: the run's data interval end, or ``run_after`` for a manual run)
     and starts at ``window_start`` (default: the data interval's start with ``prefer_data_interval``
     when it is not empty, else ``lookback_days`` before the end). A file that does not exist yet
-    counts as no rows; a SQL source is counted with ``SELECT COUNT(*)`` over its query.
+    counts as no rows; a SQL source is counted with ``SELECT COUNT(*)`` over its query, with the
+    window's bounds in the time column's ``source.time_unit`` when the spec gives one. The time
+    column is read as ingest reads it (``source.time_format``, ``source.time_unit``).
+
+    A source that can never be counted fails the sensor without retries: a malformed file, duplicate
+    column names, a wrong query (no such table or column, a syntax error), or a time column that
+    holds no times (integers without a ``time_unit`` among them). A database that cannot be reached
+    is tried again.
 
     :param spec: the model spec, as a loaded ``ModelLifecycleSpec`` or the path of its YAML file.
     :param window_start: ISO 8601 start of the window (templated).

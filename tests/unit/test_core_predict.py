@@ -294,3 +294,32 @@ def test_remote_sources_and_outputs_go_through_fsspec(spec, data, model, sources
     assert stats.rows == len(written) == len(rows_in(data, MARCH))
     np.testing.assert_allclose(written[PREDICTION], model.predict(rows_in(data, MARCH)[spec.features.columns]))
     assert memory.ls("/bucket/predictions/interval=2011-04-01", detail=False) == [out.removeprefix("memory:/")]
+
+
+def test_a_malformed_line_deep_in_the_file_fails_the_run_and_writes_nothing(spec, data, model, tmp_path) -> None:
+    march = rows_in(data, MARCH)
+    path = tmp_path / "late-error.csv"
+    lines = march.to_csv(index=False).splitlines()
+    lines.insert(2 * CHUNK, lines[2 * CHUNK] + ",1,2,3")  # a row with extra fields, after two good chunks
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "p" / "predictions.parquet"
+    chunks = read_chunks(SourceSpec(path=str(path), time_column="timestamp"), MARCH, CHUNK)
+    with pytest.raises(DataError, match=rf"file '{path}': not a readable CSV file: .*Expected 16 fields"):
+        score(spec, model, chunks, out)
+    assert not out.exists() and not any(tmp_path.rglob("*.tmp"))
+
+
+def test_batch_inference_reads_epoch_milliseconds_in_chunks(spec, data, model, tmp_path) -> None:
+    times = pd.to_datetime(data["timestamp"], utc=True)
+    epoch = data.assign(timestamp=(times - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1))
+    url = f"sqlite:///{tmp_path / 'epoch.db'}"
+    engine = sqlalchemy.create_engine(url)
+    epoch.to_sql("rides", engine, index=False)
+    engine.dispose()
+    query = "select * from rides where timestamp >= :window_start and timestamp < :window_end"
+    source = SourceSpec(sql=query, url=url, time_column="timestamp", time_unit="ms")
+    chunks = list(read_chunks(source, MARCH, CHUNK))
+    expected = rows_in(data, MARCH)
+    assert sum(len(chunk) for chunk in chunks) == len(expected) and len(chunks) >= 3
+    scored = model.predict(pd.concat(chunks)[spec.features.columns])
+    np.testing.assert_allclose(scored, model.predict(expected[spec.features.columns]))

@@ -126,6 +126,76 @@ def test_a_sql_source_is_counted_by_the_database(tmp_path: Path) -> None:
     assert not data_available(filtered.model_dump(), "2024-01-05", "2024-01-08", 1)[0]
 
 
+def test_an_integer_year_column_is_counted_in_its_unit(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    yearly = pd.DataFrame({"year": [2022, 2023, 2024, 2024, 2025], "x": range(5), "y": range(5)})
+    path = tmp_path / "yearly.csv"
+    write_csv(yearly, path)
+    url = f"sqlite:///{tmp_path / 'source.db'}"
+    engine = sqlalchemy.create_engine(url)
+    yearly.to_sql("yearly", engine, index=False)
+    engine.dispose()
+    year_2024 = {"window_start": "2024-01-01", "window_end": "2025-01-01", "min_rows": 2}
+    for source in (
+        SourceSpec(path=str(path), time_column="year", time_unit="year"),
+        SourceSpec(sql="SELECT * FROM yearly", url=url, time_column="year", time_unit="year"),
+    ):
+        done, detail = data_available(source.model_dump(), **year_2024)
+        assert done and detail["rows"] == 2
+    sensor = DataAvailableSensor(
+        task_id="wait_for_years",
+        spec=make_spec({"path": str(path), "time_column": "year", "time_unit": "year"}),
+        window_start="2024-01-01",
+        window_end="2025-01-01",
+    )
+    assert sensor.poke(context()).xcom_value["rows"] == 2
+
+
+def test_integers_without_a_unit_fail_the_sensor_without_retries(tmp_path: Path) -> None:
+    path = tmp_path / "yearly.csv"
+    write_csv(pd.DataFrame({"year": [2024, 2025], "x": [1, 2], "y": [1.0, 2.0]}), path)
+    spec = make_spec({"path": str(path), "time_column": "year"})
+    sensor = DataAvailableSensor(task_id="wait", spec=spec, poke_interval=5, timeout=600)
+    with pytest.raises(AirflowFailException, match=r"time column 'year' holds integers \(e.g. 2024, 2025\)"):
+        sensor.poke(context())
+
+
+def test_a_wrong_query_fails_the_sensor_and_the_trigger_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    spec = make_spec({"sql": "SELECT * FROM no_such_table", "url": url, "time_column": "timestamp"})
+    sensor = DataAvailableSensor(task_id="wait", spec=spec, poke_interval=5, timeout=600)
+    expected = "query 'SELECT * FROM no_such_table' failed: no such table: no_such_table"
+    with pytest.raises(AirflowFailException) as failure:
+        sensor.poke(context())
+    assert str(failure.value).startswith(expected)
+    attempts = []
+    original = trigger_module.run_probe
+
+    def counted(*args: Any) -> Any:
+        attempts.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(trigger_module, "run_probe", counted)
+    event = asyncio.run(first_event(ProbeTrigger("data_available", sensor.probe_arguments(context()), 0.01)))
+    assert event["status"] == "error" and event["message"].startswith(expected)
+    assert len(attempts) == 1  # bad input: not tried again
+
+
+def test_a_malformed_file_fails_the_sensor_without_retries(tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    path.write_text("timestamp,x,y\n2024-01-02,1,2\n")
+    with pytest.raises(AirflowFailException, match=r"data.parquet': not a readable Parquet file"):
+        data_sensor(path).poke(context())
+    ragged = tmp_path / "data.csv"
+    ragged.write_text("timestamp,x,y\n2024-01-02,1,2\n2024-01-03,1,2,3,4\n")
+    event = asyncio.run(first_event(ProbeTrigger("data_available", arguments(ragged), poke_interval=0.01)))
+    assert event["status"] == "error"
+    assert event["message"].startswith(f"file '{ragged}': not a readable CSV file: ")
+
+
 # --- the MLflow probes ---------------------------------------------------------------------------------
 
 
