@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from airflow_mlc.core import tracking
-from airflow_mlc.core.metrics import score_model
+from airflow_mlc.core.compare import metric_interval
+from airflow_mlc.core.metrics import Predictions, compute_all, model_features, predict, why_undefined
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import LOWER_IS_BETTER, ModelLifecycleSpec
 
@@ -53,7 +56,14 @@ class DriftResult:
 
 @dataclass(frozen=True)
 class QualityResult:
-    """The champion's metrics on the labelled rows of the window against those it had at evaluation."""
+    """The champion's metrics on the labelled rows of the window against those it had at evaluation.
+
+    ``degradation`` is the gate metric's relative loss against ``baseline``; ``interval`` its
+    bootstrap interval at ``confidence`` on the window's rows. ``degraded`` holds only when the loss
+    exceeds ``tolerance`` and the interval lies wholly on the worse side of the baseline; ``reason``
+    says what was decided and why (or why quality is not known). ``report`` says which Evidently
+    report was built, ``report_problems`` which richer ones Evidently could not build for the window.
+    """
 
     labelled_rows: int
     metric: str
@@ -62,9 +72,17 @@ class QualityResult:
     degradation: float | None = None
     tolerance: float | None = None
     degraded: bool = False
+    interval: tuple[float, float] | None = None
+    confidence: float | None = None
+    positive_class: str | None = None
+    reason: str = ""
+    report: str = ""
+    report_problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        result = asdict(self)
+        result["interval"] = list(self.interval) if self.interval is not None else None
+        return result
 
 
 def _check_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -179,57 +197,229 @@ def reference_uri(spec: ModelLifecycleSpec, champion: Any | None) -> str:
     return str(uri)
 
 
+#: Binary metrics that change when the other class is taken as positive.
+ONE_CLASS_METRICS = {"precision", "recall", "f1", "pr_auc"}
+
+
 def relative_loss(live: float, baseline: float, metric: str) -> float:
     """How much worse ``live`` is than ``baseline``, relative to it (negative when it got better)."""
     change = (live - baseline) if metric in LOWER_IS_BETTER else (baseline - live)
     return change / abs(baseline) if baseline else (0.0 if change <= 0 else float("inf"))
 
 
-def quality_check(
-    spec: ModelLifecycleSpec, model: Any, current: pd.DataFrame, baseline: float | None
-) -> tuple[QualityResult, Any | None]:
-    """Score the champion on the window's labelled rows and compare the gate metric with ``baseline``.
+def quality_baseline(run_metrics: Mapping[str, float], metric: str) -> float | None:
+    """The gate metric a champion had when it was evaluated: ``eval_<metric>``, else ``test_<metric>``."""
+    for key in (f"eval_{metric}", f"test_{metric}"):
+        value = run_metrics.get(key)
+        if value is not None and math.isfinite(value):
+            return float(value)
+    return None
 
-    A window without labels gives ``labelled_rows == 0`` and no report: quality is simply not known yet.
+
+def quality_check(
+    spec: ModelLifecycleSpec,
+    model: Any,
+    current: pd.DataFrame,
+    baseline: float | None,
+    positive_class: Any = None,
+) -> tuple[QualityResult, Any | None]:
+    """Score the champion on the window's labelled rows and judge the gate metric against ``baseline``.
+
+    The quality degraded when the gate metric lost more than ``monitoring.quality_tolerance``
+    (relative) and its bootstrap interval (``gates.confidence``, ``gates.bootstrap_rounds``) lies
+    wholly on the worse side of the baseline, on at least ``gates.min_rows`` labelled rows. A window
+    without labels, with too few of them, or on which the gate metric is undefined (an AUC on rows of
+    one class) is scored as far as it can be and not judged; ``reason`` says why.
+
+    Args:
+        spec: the model's spec.
+        model: the champion, fitted.
+        current: the window's rows; those with a target value are scored.
+        baseline: the gate metric at the champion's evaluation (:func:`quality_baseline`).
+        positive_class: the champion's positive class (as recorded with it, matched to its classes by
+            value or by text); default: the spec's ``positive_class``, else the window's minority class.
+
+    Returns:
+        The verdict and the Evidently snapshot of the labelled rows (None without labelled rows).
+
+    Raises:
+        DataError: the window lacks a feature the champion needs.
     """
     metric = spec.gates.metric
-    _check_columns(current, spec.features.columns, "the monitored window")
+    _check_columns(current, model_features(model, spec.features.columns), "the monitored window")
     if spec.target not in current.columns:
-        return QualityResult(0, metric), None
+        unknown = QualityResult(0, metric, reason=f"the window has no target column {spec.target!r}: quality not known")
+        return unknown, None
     labelled = current[current[spec.target].notna()]
     if labelled.empty:
-        return QualityResult(0, metric), None
-    live = score_model(model, labelled, spec.features.columns, spec.target, spec.task)
+        return QualityResult(0, metric, reason="the window has no labelled rows yet: quality not known"), None
+    configured = positive_class if positive_class is not None else spec.positive_class
+    predictions = predict(model, labelled, spec.features.columns, spec.target, spec.task, configured)
+    verdict = _judge(spec, predictions, compute_all(predictions), baseline, configured is not None)
+    snapshot, report, problems = _quality_snapshot(spec, labelled, predictions)
+    return QualityResult(**verdict, report=report, report_problems=problems), snapshot
+
+
+def _judge(
+    spec: ModelLifecycleSpec,
+    predictions: Predictions,
+    live: dict[str, float],
+    baseline: float | None,
+    positive_known: bool,
+) -> dict[str, Any]:
+    """The fields of a :class:`QualityResult`: the live metrics, the loss, the interval and the verdict.
+
+    A binary metric of one class (precision, recall, f1, pr_auc) is compared with the baseline only
+    when the positive class is known: the window's minority class may not be the one it was measured for.
+    """
+    metric, gates, rows = spec.gates.metric, spec.gates, len(predictions)
     tolerance = spec.monitoring.quality_tolerance
-    loss = relative_loss(live[metric], baseline, metric) if baseline is not None and metric in live else None
-    degraded = loss is not None and tolerance is not None and loss > tolerance
-    result = QualityResult(len(labelled), metric, live, baseline, loss, tolerance, degraded)
-    return result, _quality_snapshot(spec, model, labelled)
+    positive = None if predictions.positive is None else str(predictions.positive)
+    verdict: dict[str, Any] = {
+        "labelled_rows": rows,
+        "metric": metric,
+        "live_metrics": live,
+        "baseline": baseline,
+        "tolerance": tolerance,
+        "positive_class": positive,
+    }
+    value = live.get(metric)
+    if value is None:
+        why = why_undefined(metric, predictions)
+        return {**verdict, "reason": f"{metric} is undefined on the {rows} labelled rows ({why}): quality not known"}
+    if predictions.binary and not positive_known and metric in ONE_CLASS_METRICS:
+        return {
+            **verdict,
+            "reason": f"the champion records no positive class ({tracking.TAG_POSITIVE_CLASS}) and the spec names "
+            f"none: {metric} of the window's minority class {positive!r} is not compared with its evaluation",
+        }
+    if baseline is None:
+        return {**verdict, "reason": f"the champion records no {metric} from its evaluation: nothing to compare with"}
+    loss = relative_loss(value, baseline, metric)
+    verdict["degradation"] = loss
+    measured = f"{metric} {value:.4g} on {rows} labelled rows vs {baseline:.4g} at evaluation ({_change(loss)})"
+    if tolerance is None:
+        return {**verdict, "reason": f"{measured}; monitoring.quality_tolerance is not set: not judged"}
+    if rows < gates.min_rows:
+        return {
+            **verdict,
+            "reason": f"{measured}; fewer labelled rows than gates.min_rows ({gates.min_rows}): quality not judged",
+        }
+    interval = metric_interval(metric, predictions, gates.confidence, gates.bootstrap_rounds, spec.split.seed)
+    verdict.update(interval=interval, confidence=gates.confidence)
+    if loss <= tolerance:
+        return {**verdict, "reason": f"{measured}: within the tolerance of {tolerance:.0%}"}
+    if interval is None:
+        return {
+            **verdict,
+            "reason": f"{measured}, beyond the tolerance of {tolerance:.0%}, but {metric} is undefined on too many "
+            "resamples of these rows for an interval: not judged degraded",
+        }
+    low, high = interval
+    best_case = low if metric in LOWER_IS_BETTER else high
+    worse = best_case > baseline if metric in LOWER_IS_BETTER else best_case < baseline
+    span = f"its {gates.confidence:.0%} interval [{low:.4g}, {high:.4g}]"
+    if worse:
+        return {
+            **verdict,
+            "degraded": True,
+            "reason": f"{measured}, beyond the tolerance of {tolerance:.0%}, and {span} lies wholly on the worse "
+            "side of the baseline: degraded",
+        }
+    return {
+        **verdict,
+        "reason": f"{measured}, beyond the tolerance of {tolerance:.0%}, but {span} reaches the baseline: "
+        "the loss is not significant on these rows",
+    }
 
 
-def _quality_snapshot(spec: ModelLifecycleSpec, model: Any, labelled: pd.DataFrame) -> Any:
-    """Evidently's regression or classification preset on the labelled rows and the champion's predictions."""
+def _change(loss: float) -> str:
+    return f"{loss:.1%} worse" if loss > 0 else f"{-loss:.1%} better" if loss < 0 else "unchanged"
+
+
+def _free_name(base: str, taken: set[str]) -> str:
+    """``base``, with underscores added until it names no column in ``taken``."""
+    name = base
+    while name in taken:
+        name = f"_{name}_"
+    return name
+
+
+def _quality_snapshot(
+    spec: ModelLifecycleSpec, labelled: pd.DataFrame, predictions: Predictions
+) -> tuple[Any, str, list[str]]:
+    """Evidently's regression or classification preset on the labelled rows and the champion's predictions.
+
+    The task comes from the model: a binary classification (``pos_label`` its positive class) when it
+    knows exactly two classes, else a multi-class one, whatever the window holds. Labels are given to
+    Evidently as text, which is how it matches ``pos_label`` and ``labels``. When Evidently cannot
+    build a report for the window (a binary report on rows of one class, say), the next simpler one
+    is built: from the predicted labels only, then multi-class, then a summary of the columns.
+
+    Returns:
+        The snapshot, which report it is, and the richer reports Evidently could not build (and why).
+    """
     from evidently import BinaryClassification, Dataset, MulticlassClassification, Regression, Report
-    from evidently.presets import ClassificationPreset, RegressionPreset
+    from evidently.presets import ClassificationPreset, DataSummaryPreset, RegressionPreset
 
-    frame = labelled[spec.columns].assign(prediction=model.predict(labelled[spec.features.columns]))
-    columns = spec.features.columns
+    features = [c for c in spec.features.columns if c in labelled.columns]
+    target = spec.target
+    prediction = _free_name("prediction", {*features, target})
+    probability = _free_name("probability", {*features, target, prediction})
+    frame = labelled[[*features, target]].reset_index(drop=True)
+    attempts: list[tuple[str, Any, list[str], Any]] = []  # (what, preset, columns, data definition)
     if spec.task == "regression":
-        definition = _definition(spec, columns, regression=[Regression(target=spec.target, prediction="prediction")])
-        definition.numerical_columns = [*definition.numerical_columns, spec.target, "prediction"]
-        preset: Any = RegressionPreset()
+        frame[prediction] = predictions.predicted
+        definition = _definition(spec, features, regression=[Regression(target=target, prediction=prediction)])
+        definition.numerical_columns = [*definition.numerical_columns, target, prediction]
+        attempts.append(("regression report", RegressionPreset(), [], definition))
+        summary = _definition(spec, features)
+        summary.numerical_columns = [*summary.numerical_columns, target, prediction]
     else:
-        kind = BinaryClassification if frame[spec.target].nunique() <= 2 else MulticlassClassification
-        definition = _definition(
-            spec, columns, classification=[kind(target=spec.target, prediction_labels="prediction")]
-        )
-        definition.categorical_columns = [*definition.categorical_columns, spec.target, "prediction"]
-        preset = ClassificationPreset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Report([preset]).run(
-            current_data=Dataset.from_pandas(frame, data_definition=definition), reference_data=None
-        )
+        frame[target] = [str(label) for label in predictions.y_true]
+        frame[prediction] = [str(label) for label in predictions.predicted]
+        names = [str(label) for label in predictions.classes]
+        labels: dict[Any, str] = {name: name for name in [*names, *sorted({*frame[target]} - set(names))]}
+
+        def classification(kind: Any, probabilities: list[str], **options: Any) -> Any:
+            task = kind(target=target, prediction_labels=prediction, labels=labels, **options)
+            definition = _definition(spec, features, classification=[task])
+            definition.categorical_columns = [*definition.categorical_columns, target, prediction]
+            definition.numerical_columns = [*definition.numerical_columns, *probabilities]
+            return definition
+
+        if predictions.binary:
+            positive = str(predictions.positive)
+            if predictions.probabilities and predictions.scores is not None:
+                frame[probability] = predictions.scores[:, predictions.classes.index(predictions.positive)]
+                definition = classification(
+                    BinaryClassification, [probability], pos_label=positive, prediction_probas=probability
+                )
+                what = f"binary classification report (positive class {positive!r}, with probabilities)"
+                attempts.append((what, ClassificationPreset(), [probability], definition))
+            definition = classification(BinaryClassification, [], pos_label=positive)
+            what = f"binary classification report (positive class {positive!r}, from the predicted labels)"
+            attempts.append((what, ClassificationPreset(), [], definition))
+        definition = classification(MulticlassClassification, [])
+        attempts.append(("multi-class classification report", ClassificationPreset(), [], definition))
+        summary = _definition(spec, features)
+        summary.categorical_columns = [*summary.categorical_columns, target, prediction]
+    attempts.append(("summary of the columns", DataSummaryPreset(), [], summary))
+    failures = []
+    for what, preset, extra, definition in attempts:
+        data = frame[[*features, target, prediction, *extra]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                snapshot = Report([preset]).run(
+                    current_data=Dataset.from_pandas(data, data_definition=definition), reference_data=None
+                )
+                snapshot.get_html_str(as_iframe=False)  # a report that cannot render fails here, not when published
+            except Exception as exc:  # Evidently fails in many ways on small or one-class windows
+                failures.append(f"{what} ({type(exc).__name__}: {exc})")
+                continue
+        return snapshot, what, failures
+    raise DataError(f"Evidently could not build any quality report for the window: {'; '.join(failures)}")
 
 
 def publish_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None, client: Any, run_id: str) -> str:

@@ -1,19 +1,61 @@
-"""Evaluate: score the candidate and the champion on the newest labelled rows, and apply the gates."""
+"""Evaluate: score the candidate, compare it with the champion on rows neither trained on, and apply the gates.
+
+The promotion rule (docs/decisions.md):
+
+1. The gate metric must be defined for the candidate on its test rows.
+2. ``gates.beat_baseline``: the candidate is significantly better than a trivial model fitted on the
+   training rows (most frequent class and class shares, or the mean), by a paired bootstrap.
+3. ``gates.max`` / ``gates.min`` hold for the candidate on its test rows.
+4. With a champion: both are scored on the test rows the champion never trained on (the newest of
+   them when the data has a time column), at least ``gates.min_rows`` of them; the challenger's
+   improvement is at least ``gates.min_improvement`` (relative) and the lower bound of its paired
+   bootstrap interval at ``gates.confidence`` is above zero. With ``absolute_with_champion:
+   allow_if_better``, a failed bound of rule 3 is waived when the champion fails the same bound on the
+   compared rows and the challenger is significantly better than it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from airflow_mlc.core.metrics import improves, score_model
+from airflow_mlc.core import tracking
+from airflow_mlc.core.compare import Comparison, paired_comparison
+from airflow_mlc.core.ingest import to_times
+from airflow_mlc.core.metrics import Predictions, compute, compute_all, predict
+from airflow_mlc.core.prepare import row_hashes, split_key, split_rule
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.spec import GatesSpec, ModelLifecycleSpec
 
 
 @dataclass(frozen=True)
+class ChampionModel:
+    """The current champion, as the comparison needs it.
+
+    ``train`` is its training data (to tell which test rows it never saw), ``data_end`` the end of its
+    data window and ``split_rule`` how its data was split (``mlc.split_rule``); each may be unknown.
+    """
+
+    model: Any
+    version: str
+    data_end: str | None = None
+    train: pd.DataFrame | None = None
+    split_rule: str | None = None
+
+
+@dataclass(frozen=True)
 class Evaluation:
+    """The evaluation of a candidate: its metrics, the comparisons behind the verdict, and why.
+
+    ``metrics`` are the candidate's on all its test rows; ``champion_metrics`` the champion's on the
+    ``scored_rows`` compared rows (described by ``scored_on``); ``comparison`` and ``baseline`` are the
+    paired bootstrap comparisons with the champion and with the trivial model.
+    """
+
     passed: bool
     metric: str
     metrics: dict[str, float]
@@ -22,6 +64,9 @@ class Evaluation:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     scored_rows: int = 0
     scored_on: str = ""
+    comparison: dict[str, Any] | None = None
+    baseline: dict[str, Any] | None = None
+    positive_class: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,49 +83,122 @@ def effective_gates(
     return gates.model_copy(update={k: float(v) for k, v in overrides.items() if v is not None})
 
 
-def apply_gates(
-    metrics: dict[str, float], gates: GatesSpec, champion_metrics: dict[str, float] | None
-) -> tuple[bool, list[str]]:
-    """Absolute thresholds first, then the margin over the champion; returns (passed, reasons)."""
-    name = gates.metric
-    if name not in metrics:
-        raise BadInputError(
-            f"gates.metric {name!r} could not be computed for this model and test set (computed: {sorted(metrics)}); "
-            "roc_auc needs an estimator with predict_proba and a test set with more than one class"
-        )
-    value = metrics[name]
-    reasons = []
+def bound_failures(value: float, gates: GatesSpec) -> list[str]:
+    """The absolute bounds (``gates.max``, ``gates.min``) that ``value`` breaks, in words."""
+    failures = []
     if gates.max is not None and value > gates.max:
-        reasons.append(f"{name} {value:.4g} is above the maximum {gates.max:.4g}")
+        failures.append(f"{gates.metric} {value:.4g} is above the maximum {gates.max:.4g}")
     if gates.min is not None and value < gates.min:
-        reasons.append(f"{name} {value:.4g} is below the minimum {gates.min:.4g}")
-    if champion_metrics:
-        champion = champion_metrics[name]
-        if not improves(value, champion, name, gates.min_improvement):
-            reasons.append(
-                f"{name} {value:.4g} does not beat the champion's {champion:.4g} "
-                f"by the required margin of {gates.min_improvement:.2%}"
-            )
-    if not reasons:
-        against = f" and beats the champion's {champion_metrics[name]:.4g}" if champion_metrics else ""
-        reasons.append(f"{name} {value:.4g} passes the thresholds{against}")
-        return True, reasons
-    return False, reasons
+        failures.append(f"{gates.metric} {value:.4g} is below the minimum {gates.min:.4g}")
+    return failures
 
 
-def newest_rows(test: pd.DataFrame, time_column: str | None, champion_end: str | None) -> tuple[pd.DataFrame, str]:
-    """The test rows newer than the champion's training data, so neither model has seen them.
+def _baseline_model(spec: ModelLifecycleSpec, train: pd.DataFrame) -> Any:
+    """The trivial model a candidate must beat: most frequent class with the class shares, or the mean."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    Falls back to the whole test set (and says so) when there is no time column, no recorded end,
-    or no row after it.
+    trivial = DummyRegressor(strategy="mean") if spec.task == "regression" else DummyClassifier(strategy="prior")
+    return trivial.fit(train[spec.features.columns], train[spec.target])
+
+
+def _compare(name: str, mine: Predictions, theirs: Predictions, gates: GatesSpec, seed: int) -> Comparison | None:
+    return paired_comparison(name, mine, theirs, gates.confidence, gates.bootstrap_rounds, seed)
+
+
+def baseline_check(
+    spec: ModelLifecycleSpec, candidate: Predictions, train: pd.DataFrame, test: pd.DataFrame, gates: GatesSpec
+) -> tuple[bool, str, Comparison | None]:
+    """Whether the candidate is significantly better than the trivial model on its test rows."""
+    name = gates.metric
+    if len(test) < gates.min_rows:
+        return (
+            False,
+            f"only {len(test)} test rows to compare with a trivial model (gates.min_rows {gates.min_rows})",
+            None,
+        )
+    trivial = predict(
+        _baseline_model(spec, train), test, spec.features.columns, spec.target, spec.task, candidate.positive
+    )
+    comparison = _compare(name, candidate, trivial, gates, spec.split.seed)
+    if comparison is None:
+        return False, f"{name} cannot be compared with a trivial model's on these {len(test)} test rows", None
+    words = comparison.describe().replace("the champion's", "a trivial model's")
+    if comparison.significant:
+        return True, f"beats a trivial model: {words}", comparison
+    return False, f"not significantly better than a trivial model: {words}", comparison
+
+
+def holdout_rows(test: pd.DataFrame, spec: ModelLifecycleSpec, champion: ChampionModel) -> tuple[pd.DataFrame, str]:
+    """The test rows the champion never trained on, and how they were chosen (in words).
+
+    Rows seen by the champion are found by their key (``split.key``, else the features and target,
+    plus the time column) in its training data. When that data cannot be read, a champion split by
+    the same hash rule shares the candidate's test rows; otherwise no row is known to be unseen.
+    With a time column, the rows newer than the champion's data are preferred when there are at least
+    ``gates.min_rows`` of them.
     """
-    if time_column and champion_end and time_column in test.columns:
-        times = pd.to_datetime(test[time_column], utc=True)
-        newer = test[times >= pd.Timestamp(champion_end)]
-        if not newer.empty:
-            return newer, f"the {len(newer)} test rows newer than the champion's data (which ends {champion_end})"
-        return test, f"all {len(test)} test rows (none is newer than the champion's data, which ends {champion_end})"
-    return test, f"all {len(test)} test rows"
+    time_column = spec.source.time_column
+    key = split_key(spec)
+    if time_column and time_column in test.columns and time_column not in key:
+        key.append(time_column)
+    if champion.train is not None and all(column in champion.train.columns for column in key):
+        seen = np.isin(row_hashes(test, key), row_hashes(champion.train, key))
+        unseen, rule = test[~seen], f"not in the champion's training data (by {', '.join(key)})"
+    elif champion.split_rule and champion.split_rule == split_rule(spec) and spec.split.method == "random":
+        unseen, rule = test, f"held out by the champion's own split rule ({champion.split_rule})"
+    else:
+        reason = "its training data cannot be read and it was split by another rule"
+        return test.iloc[:0], f"no test rows: which rows the champion trained on is unknown ({reason})"
+    if time_column and champion.data_end and time_column in unseen.columns:
+        newer = unseen[to_times(unseen[time_column], spec.source) >= pd.Timestamp(champion.data_end)]
+        if len(newer) >= spec.gates.min_rows:
+            return newer, f"the {len(newer)} test rows newer than the champion's data (which ends {champion.data_end})"
+        rule += f"; only {len(newer)} are newer than its data (which ends {champion.data_end})"
+    return unseen, f"the {len(unseen)} test rows {rule}"
+
+
+def _champion_check(
+    spec: ModelLifecycleSpec,
+    candidate: Any,
+    positive: Any,
+    test: pd.DataFrame,
+    gates: GatesSpec,
+    champion: ChampionModel,
+) -> tuple[bool, list[str], dict[str, float], Comparison | None, pd.DataFrame, str]:
+    """The challenger against the champion: (better, reasons, champion's metrics, comparison, rows, rule)."""
+    rows, scored_on = holdout_rows(test, spec, champion)
+    name = gates.metric
+    if len(rows) < gates.min_rows:
+        reason = f"only {len(rows)} rows neither model trained on (gates.min_rows {gates.min_rows}): {scored_on}"
+        return False, [reason], {}, None, rows, scored_on
+    features, target = spec.features.columns, spec.target
+    mine = predict(candidate, rows, features, target, spec.task, positive)
+    theirs = predict(champion.model, rows, features, target, spec.task, positive)
+    champion_metrics = compute_all(theirs)
+    comparison = _compare(name, mine, theirs, gates, spec.split.seed)
+    if comparison is None:
+        return False, [f"{name} cannot be compared on {scored_on}"], champion_metrics, None, rows, scored_on
+    words = comparison.describe()
+    if comparison.improvement <= 0 or comparison.relative < gates.min_improvement:
+        reason = f"does not beat the champion by the required margin of {gates.min_improvement:.2%}: {words}"
+        return False, [reason], champion_metrics, comparison, rows, scored_on
+    if not comparison.significant:
+        return (
+            False,
+            [f"not significantly better than the champion: {words}"],
+            champion_metrics,
+            comparison,
+            rows,
+            scored_on,
+        )
+    return True, [f"significantly better than the champion: {words}"], champion_metrics, comparison, rows, scored_on
+
+
+def _waived(failures: list[str], gates: GatesSpec, comparison: Comparison | None) -> bool:
+    """Whether a champion that fails every bound the challenger fails, by more, lets the bounds be waived."""
+    if gates.absolute_with_champion != "allow_if_better" or comparison is None or not comparison.significant:
+        return False
+    return bool(failures) and len(bound_failures(comparison.champion, gates)) >= len(failures)
 
 
 def evaluate(
@@ -88,31 +206,174 @@ def evaluate(
     candidate: Any,
     test: pd.DataFrame,
     gates: GatesSpec,
-    champion: Any | None = None,
-    champion_version: str | None = None,
-    champion_end: str | None = None,
+    champion: ChampionModel | None = None,
+    train: pd.DataFrame | None = None,
+    positive_class: Any = None,
 ) -> Evaluation:
-    """Score ``candidate`` and, when given, ``champion`` (fitted models) and apply ``gates``.
+    """Score ``candidate`` (a fitted model) on ``test`` and decide whether it may take ``champion``.
 
-    With a champion, both are scored on the test rows newer than the champion's data
-    (``champion_end``), so the comparison is on the newest labelled window; otherwise on the whole
-    test set.
+    ``train`` (its training rows) gives the trivial model of ``gates.beat_baseline``; without it that
+    check is skipped and the reasons say so. ``positive_class`` is the candidate's (binary only).
     """
+    name = gates.metric
+    features, target = spec.features.columns, spec.target
+    mine = predict(candidate, test, features, target, spec.task, positive_class)
+    metrics = compute_all(mine)
+    if compute(name, mine) is None:
+        raise BadInputError(
+            f"gates.metric {name!r} is not defined for this model on its {len(test)} test rows "
+            f"(computed: {sorted(metrics)}); a ranking metric needs scores and both classes among the rows"
+        )
+    passed, reasons = True, []
+    baseline: Comparison | None = None
+    if gates.beat_baseline and train is not None:
+        ok, reason, baseline = baseline_check(spec, mine, train, test, gates)
+        passed &= ok
+        reasons.append(reason)
+    elif gates.beat_baseline:
+        reasons.append("not compared with a trivial model: the training rows were not given")
+    failures = bound_failures(metrics[name], gates)
+    scored_on, scored_rows = f"all {len(test)} test rows", len(test)
+    champion_metrics: dict[str, float] = {}
+    comparison = None
     if champion is not None:
-        test, scored_on = newest_rows(test, spec.source.time_column, champion_end)
-    else:
-        scored_on = f"all {len(test)} test rows"
-    features = spec.features.columns
-    metrics = score_model(candidate, test, features, spec.target, spec.task)
-    champion_metrics = score_model(champion, test, features, spec.target, spec.task) if champion is not None else {}
-    passed, reasons = apply_gates(metrics, gates, champion_metrics)
+        better, why, champion_metrics, comparison, rows, scored_on = _champion_check(
+            spec, candidate, mine.positive, test, gates, champion
+        )
+        scored_rows = len(rows)
+        passed &= better
+        reasons.extend(why)
+        if failures and _waived(failures, gates, comparison):
+            reasons.append(
+                "waived as the champion fails them too, by more, on the compared rows "
+                f"(gates.absolute_with_champion: allow_if_better): {'; '.join(failures)}"
+            )
+            failures = []
+    passed &= not failures
+    reasons.extend(failures)
+    if passed and not failures:
+        reasons.append(f"{name} {metrics[name]:.4g} passes the thresholds")
     return Evaluation(
-        passed=passed,
-        metric=gates.metric,
+        passed=bool(passed),
+        metric=name,
         metrics=metrics,
         reasons=reasons,
-        champion_version=champion_version,
+        champion_version=champion.version if champion is not None else None,
         champion_metrics=champion_metrics,
-        scored_rows=len(test),
+        scored_rows=scored_rows,
         scored_on=scored_on,
+        comparison=comparison.as_dict() if comparison is not None else None,
+        baseline=baseline.as_dict() if baseline is not None else None,
+        positive_class=None if mine.positive is None else str(mine.positive),
     )
+
+
+def version_tags(run_tags: Mapping[str, str], evaluation: Mapping[str, Any]) -> dict[str, str]:
+    """The tags of a new model version: its training run's ``mlc.*`` tags and the evaluation behind the decision.
+
+    The evaluation gives both scores (on the same compared rows when there is a champion), the
+    compared rows and the improvement's interval.
+    """
+    metric = evaluation["metric"]
+    comparison = evaluation.get("comparison")
+    score = comparison["challenger"] if comparison else evaluation["metrics"][metric]
+    tags = {k: v for k, v in run_tags.items() if k.startswith(tracking.TAG_PREFIX)}
+    tags.update({tracking.TAG_SCORE_METRIC: metric, tracking.TAG_SCORE: str(score)})
+    if evaluation.get("scored_on"):
+        tags[tracking.TAG_SCORED_ON] = str(evaluation["scored_on"])
+        tags[tracking.TAG_SCORED_ROWS] = str(evaluation.get("scored_rows", ""))
+    if comparison:
+        tags.update(
+            {
+                tracking.TAG_CHAMPION_SCORE: str(comparison["champion"]),
+                tracking.TAG_COMPARED_WITH: str(evaluation.get("champion_version")),
+                tracking.TAG_IMPROVEMENT: str(comparison["improvement"]),
+                tracking.TAG_CI_LOW: str(comparison["low"]),
+                tracking.TAG_CI_HIGH: str(comparison["high"]),
+                tracking.TAG_CONFIDENCE: str(comparison["confidence"]),
+            }
+        )
+    elif evaluation.get("champion_version"):
+        tags[tracking.TAG_COMPARED_WITH] = str(evaluation["champion_version"])
+    return tags
+
+
+def record_evaluation(client: Any, run_id: str, evaluation: Evaluation) -> None:
+    """Log the evaluation to the candidate's MLflow run: ``eval_*`` and ``champion_*`` metrics, the verdict."""
+    values = {f"eval_{k}": v for k, v in evaluation.metrics.items()}
+    values.update({f"champion_{k}": v for k, v in evaluation.champion_metrics.items()})
+    client.log_batch(run_id, metrics=tracking.metric_entities(values))
+    client.set_tag(run_id, tracking.TAG_GATE_PASSED, str(evaluation.passed).lower())
+
+
+def matching_class(classes: Any, text: str | None) -> Any:
+    """The element of a model's ``classes`` whose text is ``text`` (tags hold classes as text), or None."""
+    if text is None or text == "":
+        return None
+    for value in list(classes):
+        if str(value) == text:
+            return value
+    return None
+
+
+def _read_if_there(uri: str | None, options: dict[str, Any] | None) -> pd.DataFrame | None:
+    """A Parquet file that may have been removed since (a champion's training data), or None."""
+    from airflow_mlc.core.storage import read_parquet
+
+    if not uri:
+        return None
+    try:
+        return read_parquet(uri, options)
+    except (FileNotFoundError, PermissionError):
+        return None
+
+
+def current_champion(client: Any, spec: ModelLifecycleSpec, options: dict[str, Any] | None) -> ChampionModel | None:
+    """The version ``champion`` points at, loaded with what the comparison needs; None without one."""
+    from airflow_mlc.core.registry import CHAMPION, version_by_alias
+
+    version = version_by_alias(client, spec.registered_model_name, CHAMPION)
+    if version is None:
+        return None
+    tags = version.tags
+    return ChampionModel(
+        model=tracking.load_model(f"models:/{spec.registered_model_name}/{version.version}"),
+        version=str(version.version),
+        data_end=tags.get(tracking.TAG_WINDOW_END) or None,
+        train=_read_if_there(tags.get(tracking.TAG_TRAIN_DATA), options),
+        split_rule=tags.get(tracking.TAG_SPLIT_RULE) or None,
+    )
+
+
+def evaluate_run(
+    spec: ModelLifecycleSpec,
+    client: Any,
+    options: dict[str, Any] | None,
+    gates: GatesSpec,
+    training: Mapping[str, Any],
+    test_uri: str,
+    train_uri: str | None = None,
+) -> Evaluation:
+    """Evaluate the model of a training run (``training``: ``run_id``, ``model_uri``) and log the result to it.
+
+    Reads the test rows (and the training rows, for the trivial model), loads the candidate and the
+    current champion, applies ``evaluate`` and records it with ``record_evaluation``.
+    """
+    from airflow_mlc.core.storage import read_parquet
+
+    run_id = str(training["run_id"])
+    candidate = tracking.load_model(str(training["model_uri"]))
+    positive = matching_class(
+        getattr(candidate, "classes_", []), client.get_run(run_id).data.tags.get(tracking.TAG_POSITIVE_CLASS)
+    )
+    result = evaluate(
+        spec,
+        candidate,
+        read_parquet(test_uri, options),
+        gates,
+        champion=current_champion(client, spec, options),
+        train=read_parquet(train_uri, options) if train_uri else None,
+        positive_class=positive,
+    )
+    record_evaluation(client, run_id, result)
+    return result

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from airflow_mlc.core import storage
+from airflow_mlc.core.ingest import to_times
 from airflow_mlc.errors import DataError
 from airflow_mlc.spec import ModelLifecycleSpec
 
@@ -24,6 +26,7 @@ class SplitResult:
     dropped_rows: int
     fingerprint: str
     window: dict[str, str | None]
+    split_rule: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,22 +47,76 @@ def clean(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> pd.DataFrame:
 
 
 def split(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split by time (the test set is the latest data) or at random with the spec's seed."""
+    """Split by time (the test set is the latest rows) or by a stable hash of each row (see ``hash_sides``)."""
     settings = spec.split
-    test_rows = round(len(frame) * settings.test_size)
-    if test_rows < MIN_SPLIT_ROWS or len(frame) - test_rows < MIN_SPLIT_ROWS:
-        raise DataError(
-            f"split: {len(frame)} rows after cleaning are too few for test_size {settings.test_size} "
-            f"(each side needs at least {MIN_SPLIT_ROWS})"
-        )
     if settings.method == "time":
+        test_rows = round(len(frame) * settings.test_size)
+        _check_sides(len(frame), test_rows, settings.test_size)
         assert spec.source.time_column is not None  # the spec validator guarantees it
-        times = pd.to_datetime(frame[spec.source.time_column], utc=True)
+        times = to_times(frame[spec.source.time_column], spec.source)
         ordered = frame.iloc[times.argsort(kind="stable")]
         return ordered.iloc[:-test_rows].reset_index(drop=True), ordered.iloc[-test_rows:].reset_index(drop=True)
-    test = frame.sample(n=test_rows, random_state=settings.seed)
-    train = frame.drop(index=test.index)
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    in_test = hash_sides(frame, spec)
+    _check_sides(len(frame), int(in_test.sum()), settings.test_size)
+    return frame[~in_test].reset_index(drop=True), frame[in_test].reset_index(drop=True)
+
+
+def _check_sides(rows: int, test_rows: int, test_size: float) -> None:
+    if test_rows < MIN_SPLIT_ROWS or rows - test_rows < MIN_SPLIT_ROWS:
+        raise DataError(
+            f"split: {rows} rows after cleaning are too few for test_size {test_size} "
+            f"(each side needs at least {MIN_SPLIT_ROWS}; the test side got {test_rows})"
+        )
+
+
+def row_hashes(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> np.ndarray:
+    """A 64-bit hash of each row's values in ``columns``, independent of the row's position and of other rows."""
+    hashes = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(dtype=np.uint64)
+    # splitmix64's finaliser mixes the seed in, so another seed gives an unrelated assignment
+    mixed = hashes ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
+    with np.errstate(over="ignore"):
+        mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(mixed ^ (mixed >> np.uint64(31)))
+
+
+def split_key(spec: ModelLifecycleSpec) -> list[str]:
+    """The columns whose values decide a row's side: ``split.key``, else the features and the target."""
+    return list(spec.split.key or spec.columns)
+
+
+def hash_sides(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> np.ndarray:
+    """Which rows are test rows (a boolean array): a row is a test row when its hash falls in the first ``test_size``.
+
+    The side of a row depends only on its key values and the seed, never on the other rows of the
+    window, so a row keeps its side across retrainings on growing or shifting windows, and rows with
+    equal keys (duplicates, one entity's rows) share a side. Each class of a classification is then
+    split in the ``test_size`` proportion in expectation; with ``split.stratify`` a class of two or
+    more rows that the hash left on one side gives the row whose hash lies nearest the threshold to
+    the other side, so every such class is seen by training and by the test.
+    """
+    hashes = row_hashes(frame, split_key(spec), spec.split.seed)
+    in_test = hashes < np.uint64(spec.split.test_size * 2**64)
+    if spec.task == "classification" and spec.split.stratify:
+        labels = frame[spec.target].to_numpy()
+        for label in pd.unique(labels):
+            members = np.flatnonzero(labels == label)
+            if len(members) < 2:
+                continue
+            sides = in_test[members]
+            if not sides.any():
+                in_test[members[np.argmin(hashes[members])]] = True
+            elif sides.all():
+                in_test[members[np.argmax(hashes[members])]] = False
+    return in_test
+
+
+def split_rule(spec: ModelLifecycleSpec) -> str:
+    """The split as recorded with a model: two models split by the same rule share their test rows."""
+    settings = spec.split
+    if settings.method == "time":
+        return f"time:test_size={settings.test_size:g}"
+    return f"hash:key={','.join(split_key(spec))}:test_size={settings.test_size:g}:seed={settings.seed}"
 
 
 def prepare(
@@ -84,4 +141,5 @@ def prepare(
         dropped_rows=len(raw) - len(cleaned),
         fingerprint=storage.fingerprint(train),
         window=dict(window or {}),
+        split_rule=split_rule(spec),
     )

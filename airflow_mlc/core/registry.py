@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -91,6 +91,7 @@ class Move:
     moved_at: str
     dag_id: str = ""
     run_id: str = ""
+    evidence: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,9 +117,18 @@ class MoveLog:
         return _move(runs[0]) if runs else None
 
     def record(
-        self, client: Any, model: str, kind: str, from_version: str | None, to_version: str, reason: str
+        self,
+        client: Any,
+        model: str,
+        kind: str,
+        from_version: str | None,
+        to_version: str,
+        reason: str,
+        evidence: dict[str, str] | None = None,
     ) -> Move:
+        """Record a move; ``evidence`` (the comparison behind a promotion, ``tracking.EVIDENCE_TAGS``) goes with it."""
         tags = {
+            **(evidence or {}),
             tracking.TAG_KIND: KIND_CHAMPION_MOVE,
             tracking.TAG_MODEL: model,
             tracking.TAG_MOVE: kind,
@@ -148,6 +158,7 @@ def _move(run: Any) -> Move:
         moved_at=tags.get(tracking.TAG_MOVED_AT, ""),
         dag_id=tags.get(tracking.TAG_DAG_ID, ""),
         run_id=tags.get(tracking.TAG_RUN_ID, ""),
+        evidence={k: v for k, v in tags.items() if k in tracking.EVIDENCE_TAGS},
     )
 
 
@@ -243,7 +254,8 @@ def register_and_promote(
             previous = existing.tags.get(tracking.TAG_PREVIOUS_CHAMPION) or None
             if log is not None and log.find(client, model) is None:  # the earlier attempt died before recording
                 reason = existing.tags.get(tracking.TAG_DECISION, "")
-                log.record(client, model, "promotion", previous, champion_version, reason)
+                evidence = {k: v for k, v in existing.tags.items() if k in tracking.EVIDENCE_TAGS}
+                log.record(client, model, "promotion", previous, champion_version, reason, evidence)
             return Decision(model, champion_version, True, champion_version, previous, "already champion (a retry)")
         promote, reason = decide(passed, reasons, force, version_tags.get(tracking.TAG_WINDOW_END), champion)
         if promote and not force and champion_version != evaluated_against:
@@ -273,7 +285,8 @@ def register_and_promote(
         client.set_registered_model_alias(model, CHAMPION, version)
         client.delete_registered_model_alias(model, CHALLENGER)  # the challenger is the champion now
         if log is not None:
-            log.record(client, model, "promotion", champion_version, version, reason)
+            evidence = {k: v for k, v in version_tags.items() if k in tracking.EVIDENCE_TAGS}
+            log.record(client, model, "promotion", champion_version, version, reason, evidence)
         return Decision(model, version, True, version, champion_version, reason)
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Every tag airflow-mlc writes starts with this.
+TAG_PREFIX = "mlc."
 #: Tags that tie MLflow runs and model versions to the Airflow run that made them.
 TAG_DAG_ID = "mlc.dag_id"
 TAG_RUN_ID = "mlc.run_id"
@@ -45,6 +47,18 @@ TAG_IMPROVEMENT = "mlc.improvement"
 TAG_CI_LOW = "mlc.improvement_ci_low"
 TAG_CI_HIGH = "mlc.improvement_ci_high"
 TAG_CONFIDENCE = "mlc.confidence"
+#: The evidence behind a promotion, copied from the version onto its champion-move record.
+EVIDENCE_TAGS = (
+    TAG_SCORE_METRIC,
+    TAG_SCORE,
+    TAG_CHAMPION_SCORE,
+    TAG_SCORED_ON,
+    TAG_SCORED_ROWS,
+    TAG_IMPROVEMENT,
+    TAG_CI_LOW,
+    TAG_CI_HIGH,
+    TAG_CONFIDENCE,
+)
 
 #: Tags of a registry decision, on the model version.
 TAG_GATE_PASSED = "mlc.gate_passed"
@@ -163,6 +177,31 @@ def metric_entities(values: dict[str, float]) -> list[Any]:
 
     now = int(time.time() * 1000)
     return [Metric(key, float(value), now, 0) for key, value in values.items()]
+
+
+#: The longest key :func:`metric_key` returns, leaving room for a prefix within MLflow's 250 characters.
+MAX_METRIC_KEY = 200
+
+
+def metric_key(name: str) -> str:
+    """``name`` (a column name, say) as a valid MLflow metric key, still readable.
+
+    MLflow accepts ASCII letters and digits, ``_ - . /`` and spaces in a key, and no key that reads as
+    another path (``a//b``, ``a/./b``, a trailing ``/``). Any other character becomes ``_`` (``wind
+    speed (m/s)`` gives ``wind speed _m/s_``), so does an empty, ``.`` or ``..`` path segment; a key
+    longer than ``MAX_METRIC_KEY`` is cut and ends with a hash of the name, so it stays distinct.
+    """
+    import hashlib
+    import re
+
+    text = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(name))
+    key = "/".join("_" if part in ("", ".", "..") else part for part in text.split("/"))
+    if key.startswith(".."):
+        key = "_" + key[1:]
+    if len(key) > MAX_METRIC_KEY:
+        digest = hashlib.sha256(str(name).encode()).hexdigest()[:12]
+        key = f"{key[: MAX_METRIC_KEY - 13].rstrip('/')}_{digest}"
+    return key
 
 
 def import_skops() -> Any:

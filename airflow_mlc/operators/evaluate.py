@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
@@ -13,23 +13,26 @@ if TYPE_CHECKING:
 
 
 class EvaluateModelOperator(MLCBaseOperator):
-    """Compute the task's metrics for the candidate and, when a champion exists, for the champion.
+    """Score the candidate, compare it with the champion on rows neither trained on, and apply the gates.
 
-    Both are scored on the newest labelled window: the test rows newer than the champion's training
-    data (all test rows when there is no champion, no time column, or no such row).
+    The rule (``docs/decisions.md``): the gate metric is defined; the candidate is significantly better
+    than a trivial model on its test rows (``gates.beat_baseline``); ``gates.max`` / ``gates.min``
+    hold; and with a champion, on at least ``gates.min_rows`` test rows the champion never trained on
+    (the newest ones with a time column), the challenger's improvement reaches
+    ``gates.min_improvement`` and the lower bound of its paired bootstrap interval at
+    ``gates.confidence`` is above zero. A failed gate does not fail the task: the result says
+    ``passed: false`` and the register task keeps ``champion`` where it is. The metrics are logged to
+    the candidate's MLflow run (``eval_*`` on its test rows, ``champion_*`` on the compared rows).
 
-    The candidate passes when the gate metric is within ``gates.max`` / ``gates.min`` and beats the
-    champion by ``gates.min_improvement`` (relative). A failed gate does not fail the task: the result
-    says ``passed: false`` and the register task keeps ``champion`` where it is. The metrics are also
-    logged to the candidate's MLflow run (``eval_*``, ``champion_*``).
-
-    :param split: the prepare task's result (for ``test_uri``) or the test set's URI.
+    :param split: the prepare task's result (``test_uri``, ``train_uri``) or the test set's URI.
     :param training: the train task's result (for ``model_uri`` and ``run_id``).
     :param gate_max: overrides ``gates.max`` for this run (templated; None keeps the spec's).
     :param gate_min: overrides ``gates.min``.
     :param min_improvement: overrides ``gates.min_improvement``.
     :return: ``{"passed", "metric", "metrics", "reasons", "champion_version", "champion_metrics",
-        "scored_rows", "scored_on"}``.
+        "scored_rows", "scored_on", "comparison", "baseline", "positive_class"}``; ``comparison`` and
+        ``baseline`` are ``{"metric", "rows", "challenger", "champion", "improvement", "relative", "low",
+        "high", "confidence", "rounds", "significant"}`` or None.
     """
 
     template_fields: Sequence[str] = ("split", "training", "gate_max", "gate_min", "min_improvement")
@@ -53,45 +56,26 @@ class EvaluateModelOperator(MLCBaseOperator):
         self.min_improvement = min_improvement
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
+        from airflow_mlc.core.evaluate import effective_gates, evaluate_run
 
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.evaluate import effective_gates, evaluate
-        from airflow_mlc.core.registry import CHAMPION, version_by_alias
-        from airflow_mlc.core.storage import read_parquet
-
-        spec = self.model_spec
         training = result_of(self.training, "training")
         target = self.mlflow_target
-        client = target.activate()
-        test = read_parquet(uri_of(self.split, "test_uri"), self.storage.options)
-        candidate = tracking.load_model(training["model_uri"])
-        champion_version = version_by_alias(client, spec.registered_model_name, CHAMPION)
-        champion = None
-        if champion_version is not None:
-            champion = tracking.load_model(f"models:/{spec.registered_model_name}@{CHAMPION}")
         gates = effective_gates(
-            spec.gates, _number(self.gate_max), _number(self.gate_min), _number(self.min_improvement)
+            self.model_spec.gates, _number(self.gate_max), _number(self.gate_min), _number(self.min_improvement)
         )
-        result = evaluate(
-            spec,
-            candidate,
-            test,
+        train_uri = self.split.get("train_uri") if isinstance(self.split, Mapping) else None
+        result = evaluate_run(
+            self.model_spec,
+            target.activate(),
+            self.storage.options,
             gates,
-            champion,
-            str(champion_version.version) if champion_version else None,
-            champion_version.tags.get(tracking.TAG_WINDOW_END) if champion_version else None,
+            training,
+            uri_of(self.split, "test_uri"),
+            train_uri,
         )
-        run_id = training["run_id"]
-        client.log_batch(run_id, metrics=tracking.metric_entities({f"eval_{k}": v for k, v in result.metrics.items()}))
-        if result.champion_metrics:
-            client.log_batch(
-                run_id,
-                metrics=tracking.metric_entities({f"champion_{k}": v for k, v in result.champion_metrics.items()}),
-            )
-        client.set_tag(run_id, tracking.TAG_GATE_PASSED, str(result.passed).lower())
-        self.log.info("Scored on %s", result.scored_on)
+        self.log.info("Compared on %s", result.scored_on)
         self.log.info("Gate %s: %s", "passed" if result.passed else "failed", "; ".join(result.reasons))
-        MLflowRunLink.persist(context, run_url(target.ui_url, training["experiment_id"], run_id))
+        MLflowRunLink.persist(context, run_url(target.ui_url, training["experiment_id"], training["run_id"]))
         return result.as_dict()
 
 

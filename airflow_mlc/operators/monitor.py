@@ -117,7 +117,7 @@ class DriftReportOperator(_MonitoringOperator):
                 {
                     "drifted_share": result.drifted_share,
                     "current_rows": result.current_rows,
-                    **{f"drift_score.{c.column}": c.score for c in result.columns},
+                    **{tracking.metric_key(f"drift_score.{c.column}"): c.score for c in result.columns},
                 }
             ),
         )
@@ -152,23 +152,29 @@ class ModelQualityOperator(_MonitoringOperator):
     """Score the champion on the labelled rows of the current window and compare with its evaluation.
 
     The baseline is the gate metric the champion had when it was evaluated (``eval_<metric>`` on its
-    training run, else ``test_<metric>``). A relative loss above ``monitoring.quality_tolerance``
-    counts as a retraining signal (``degraded: true``). An Evidently regression or classification
-    report of the labelled rows is written as ``quality.html`` (and ``.json``) and logged to the
-    monitoring run. A window without labels is not an error: ``labelled_rows`` is 0 and nothing
+    training run, else ``test_<metric>``); a binary metric is of the positive class recorded with
+    the champion (``mlc.positive_class``). The quality degraded (a retraining signal, ``degraded:
+    true``) when the relative loss exceeds ``monitoring.quality_tolerance`` and the metric's
+    bootstrap interval on the window (``gates.confidence``) lies wholly on the worse side of the
+    baseline, on at least ``gates.min_rows`` labelled rows; ``reason`` says what was decided. An
+    Evidently regression or classification report of the labelled rows is written as
+    ``quality.html`` (and ``.json``) and logged to the monitoring run. A window without labels, or
+    on which the gate metric is undefined (an AUC on rows of one class), is not an error: nothing
     degrades. Without a champion there is nothing to score: ``labelled_rows`` is 0 as well.
 
     :param current: the ingest task's result for the monitored window, or a snapshot URI (templated).
     :return: ``{"labelled_rows", "metric", "live_metrics", "baseline", "degradation", "tolerance",
-        "degraded", "report_uri", "champion_version"}``.
+        "degraded", "interval", "confidence", "positive_class", "reason", "report", "report_problems",
+        "report_uri", "champion_version"}``.
     """
 
     operator_extra_links = (MLflowRunLink(),)
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
+        import math
 
         from airflow_mlc.core import tracking
-        from airflow_mlc.core.drift import QualityResult, publish_report, quality_check
+        from airflow_mlc.core.drift import QualityResult, publish_report, quality_baseline, quality_check
 
         spec = self.model_spec
         target = self.mlflow_target
@@ -176,12 +182,12 @@ class ModelQualityOperator(_MonitoringOperator):
         champion = self.champion(client)
         if champion is None:
             self.log.info("Model %r has no champion yet: no quality to check", spec.registered_model_name)
-            return {**QualityResult(0, spec.gates.metric).as_dict(), "report_uri": None, "champion_version": None}
+            nothing = QualityResult(0, spec.gates.metric, reason="no champion yet: nothing to score")
+            return {**nothing.as_dict(), "report_uri": None, "champion_version": None}
         model = tracking.load_model(f"models:/{spec.registered_model_name}/{champion.version}")
-        baseline_metrics = client.get_run(champion.run_id).data.metrics
-        metric = spec.gates.metric
-        baseline = baseline_metrics.get(f"eval_{metric}", baseline_metrics.get(f"test_{metric}"))
-        result, snapshot = quality_check(spec, model, self.read_current(), baseline)
+        baseline = quality_baseline(client.get_run(champion.run_id).data.metrics, spec.gates.metric)
+        positive = (champion.tags or {}).get(tracking.TAG_POSITIVE_CLASS) or None
+        result, snapshot = quality_check(spec, model, self.read_current(), baseline, positive)
 
         experiment_id, run_id = self.monitoring_run(client, context, champion)
         report_uri = None
@@ -189,19 +195,27 @@ class ModelQualityOperator(_MonitoringOperator):
             report_uri = publish_report(
                 snapshot, self.output_uri(context, "quality.html"), self.storage.options, client, run_id
             )
-            live = {f"live_{k}": v for k, v in result.live_metrics.items()}
-            loss = {"quality_loss": result.degradation} if result.degradation is not None else {}
-            client.log_batch(
-                run_id, metrics=tracking.metric_entities({**live, **loss, "labelled_rows": result.labelled_rows})
-            )
+            values = {f"live_{k}": v for k, v in result.live_metrics.items()}
+            values["labelled_rows"] = result.labelled_rows
+            if result.degradation is not None:
+                values["quality_loss"] = result.degradation
+            if result.interval is not None:
+                values[f"live_{result.metric}_ci_low"], values[f"live_{result.metric}_ci_high"] = result.interval
+            finite = {k: v for k, v in values.items() if math.isfinite(v)}
+            client.log_batch(run_id, metrics=tracking.metric_entities(finite))
         client.set_tag(run_id, tracking.TAG_QUALITY_DEGRADED, str(result.degraded).lower())
+        if result.report_problems:
+            self.log.warning(
+                "Evidently could not build the %s; the quality report is a %s instead",
+                "; nor the ".join(result.report_problems),
+                result.report,
+            )
         self.log.info(
-            "Quality on %d labelled rows: %s (baseline %s, loss %s, degraded: %s)",
+            "Quality on %d labelled rows (degraded: %s): %s; live metrics %s",
             result.labelled_rows,
-            result.live_metrics,
-            baseline,
-            result.degradation,
             result.degraded,
+            result.reason,
+            result.live_metrics,
         )
         MLflowRunLink.persist(context, run_url(target.ui_url, experiment_id, run_id))
         return {**result.as_dict(), "report_uri": report_uri, "champion_version": str(champion.version)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowModelVersionLink, model_version_url
@@ -20,8 +20,10 @@ class RegisterModelOperator(MLCBaseOperator):
     one the candidate was evaluated against. The decision is taken under the model's registry lock,
     so two runs finishing together cannot both move it; each move is recorded in the
     ``<experiment>/champion-moves`` experiment (who, why, when). The version carries the decision, its
-    reason and the previous champion as tags (``mlc.*``), with the training run's tags and both
-    scores of the comparison (``mlc.score``, ``mlc.champion_score``, ``mlc.scored_on``). With
+    reason and the previous champion as tags (``mlc.*``), with the training run's tags and the
+    evaluation behind it (``mlc.score``, ``mlc.champion_score``, ``mlc.scored_on``, ``mlc.scored_rows``,
+    ``mlc.improvement`` and its interval ``mlc.improvement_ci_low`` / ``_high`` at ``mlc.confidence``);
+    the champion-move record carries the same evidence. With
     ``registry_dry_run`` nothing in the registry changes.
 
     :param training: the train task's result (``run_id``, ``model_uri``).
@@ -50,6 +52,7 @@ class RegisterModelOperator(MLCBaseOperator):
         self.registry_dry_run = registry_dry_run
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
+        from airflow_mlc.core.evaluate import version_tags
         from airflow_mlc.core.registry import register_and_promote
 
         spec = self.model_spec
@@ -57,9 +60,6 @@ class RegisterModelOperator(MLCBaseOperator):
         target = self.mlflow_target
         client = target.activate()
         run_id = training["run_id"]
-        run_tags = client.get_run(run_id).data.tags
-        version_tags = {k: v for k, v in run_tags.items() if k.startswith("mlc.")}
-        version_tags.update(score_tags(evaluation))
         decision = register_and_promote(
             client,
             spec.registered_model_name,
@@ -67,7 +67,7 @@ class RegisterModelOperator(MLCBaseOperator):
             run_id,
             bool(evaluation["passed"]),
             list(evaluation["reasons"]),
-            version_tags,
+            version_tags(client.get_run(run_id).data.tags, evaluation),
             evaluated_against=evaluation.get("champion_version"),
             force=flag(self.force_promote),
             dry_run=flag(self.registry_dry_run),
@@ -79,16 +79,3 @@ class RegisterModelOperator(MLCBaseOperator):
         url = model_version_url(target.ui_url, decision.model, decision.version)
         MLflowModelVersionLink.persist(context, url)
         return decision.as_dict()
-
-
-def score_tags(evaluation: Mapping[str, Any]) -> dict[str, str]:
-    """Both scores of the decision and the rows they were computed on, as version tags."""
-    metric = evaluation["metric"]
-    tags = {"mlc.score_metric": metric, "mlc.score": str(evaluation["metrics"][metric])}
-    champion = evaluation.get("champion_metrics") or {}
-    if metric in champion:
-        tags["mlc.champion_score"] = str(champion[metric])
-        tags["mlc.compared_with"] = str(evaluation.get("champion_version"))
-    if evaluation.get("scored_on"):
-        tags["mlc.scored_on"] = str(evaluation["scored_on"])
-    return tags

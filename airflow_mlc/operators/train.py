@@ -47,6 +47,7 @@ class TrainModelOperator(MLCBaseOperator):
             tracking.TAG_WINDOW_END: str(window.get("end") or ""),
             tracking.TAG_TRAIN_DATA: split["train_uri"],
             tracking.TAG_TEST_DATA: split["test_uri"],
+            tracking.TAG_SPLIT_RULE: str(split.get("split_rule", "")),
         }
         request = retrain_request(context, self.model_spec.retrain_asset_uri)
         if request:

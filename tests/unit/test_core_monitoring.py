@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from airflow_mlc.core import tracking
 from airflow_mlc.core.drift import (
     NothingToMonitorError,
     drift_report,
+    quality_baseline,
     quality_check,
     reference_uri,
     relative_loss,
 )
-from airflow_mlc.core.evaluate import newest_rows
 from airflow_mlc.core.retrain import PastRequest, decide_retrain, signals
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
-from airflow_mlc.spec import DriftSpec, ModelLifecycleSpec, load_spec
+from airflow_mlc.spec import DriftSpec, ModelLifecycleSpec, load_spec, parse_spec
 from tests.conftest import BIKES_SPEC
 
 pytestmark = pytest.mark.unit
@@ -124,15 +126,192 @@ def test_quality_compares_live_metrics_with_the_evaluation(spec, hourly) -> None
     assert result.live_metrics["rmse"] > 30.0
     assert result.degradation == pytest.approx(result.live_metrics["rmse"] / 30.0 - 1)
     assert result.degraded and snapshot is not None
+    low, high = result.interval
+    assert 30.0 < low < result.live_metrics["rmse"] < high and result.confidence == 0.95
+    assert result.reason.endswith("lies wholly on the worse side of the baseline: degraded")
+    assert result.report == "regression report" and result.report_problems == []
+    assert result.as_dict()["interval"] == [low, high]
 
     unlabelled, no_report = quality_check(numeric_only, model, spring.assign(bikers=None), baseline=30.0)
     assert (unlabelled.labelled_rows, unlabelled.degraded, no_report) == (0, False, None)
+    assert "no labelled rows" in unlabelled.reason
+
+    with pytest.raises(DataError, match=r"monitored window: columns \['hum'\] are missing"):
+        quality_check(numeric_only, model, spring.drop(columns=["hum"]), baseline=30.0)
 
 
 def test_relative_loss_knows_which_way_is_better() -> None:
     assert relative_loss(120.0, 100.0, "rmse") == pytest.approx(0.2)
     assert relative_loss(0.8, 1.0, "r2") == pytest.approx(0.2)
     assert relative_loss(0.9, 0.8, "f1") < 0
+
+
+def test_the_quality_baseline_is_the_evaluation_else_the_test_metric() -> None:
+    assert quality_baseline({"eval_f1": 0.7, "test_f1": 0.8}, "f1") == 0.7
+    assert quality_baseline({"test_f1": 0.8, "eval_rmse": 3.0}, "f1") == 0.8
+    assert quality_baseline({"eval_f1": float("nan"), "test_f1": 0.8}, "f1") == 0.8
+    assert quality_baseline({"test_rmse": 3.0}, "f1") is None
+
+
+# --- quality of a classification -----------------------------------------------------------------
+
+
+def classification_spec(metric: str = "f1", **changes) -> ModelLifecycleSpec:
+    data = {
+        "name": "churn",
+        "task": "classification",
+        "source": {"path": "churn.csv"},
+        "target": "churn",
+        "features": {"numeric": ["usage"], "categorical": ["plan"]},
+        "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
+        "gates": {"metric": metric, "bootstrap_rounds": 200},
+    }
+    for key, value in changes.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return parse_spec(data)
+
+
+def labelled_rows(rows: int, labels: list, seed: int = 0, noise: float = 0.5) -> pd.DataFrame:
+    """Rows whose label follows ``usage`` (the higher, the later the label in ``labels``), with noise."""
+    generator = np.random.default_rng(seed)
+    usage = generator.normal(size=rows)
+    share = (usage + generator.normal(0, noise, rows)) / 3 + 0.5
+    codes = np.clip((share * len(labels)).astype(int), 0, len(labels) - 1)
+    return pd.DataFrame(
+        {"usage": usage, "plan": generator.choice(["basic", "pro"], rows), "churn": np.asarray(labels)[codes]}
+    )
+
+
+def churn_model(train: pd.DataFrame):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    features = ColumnTransformer([("plan", OneHotEncoder(), ["plan"])], remainder="passthrough")
+    return Pipeline([("features", features), ("model", LogisticRegression())]).fit(
+        train[["usage", "plan"]], train["churn"]
+    )
+
+
+def report_metrics(snapshot) -> dict[str, object]:
+    return {m["config"]["type"].rsplit(":", 1)[-1]: m["value"] for m in snapshot.dict()["metrics"]}
+
+
+def test_a_yes_no_model_is_reported_as_binary_with_its_positive_class() -> None:
+    from sklearn.metrics import precision_score
+
+    model = churn_model(labelled_rows(800, ["No", "Yes"]))
+    window = labelled_rows(300, ["No", "Yes"], seed=1)
+
+    result, snapshot = quality_check(classification_spec("f1"), model, window, baseline=0.8, positive_class="Yes")
+
+    assert result.positive_class == "Yes" and result.report_problems == []
+    assert result.report == "binary classification report (positive class 'Yes', with probabilities)"
+    found = report_metrics(snapshot)
+    predicted = model.predict(window[["usage", "plan"]])
+    expected = precision_score(window.churn, predicted, pos_label="Yes")
+    assert found["Precision"] == pytest.approx(expected) == pytest.approx(result.live_metrics["precision"])
+    assert {"RocAuc", "LogLoss"} <= found.keys()
+
+
+def test_a_four_class_model_on_a_two_class_window_is_reported_as_multi_class() -> None:
+    labels = ["a", "b", "c", "d"]
+    model = churn_model(labelled_rows(800, labels))
+    window = labelled_rows(400, labels, seed=2)
+    window = window[window.churn.isin(["a", "b"])]
+
+    result, snapshot = quality_check(classification_spec("roc_auc"), model, window, baseline=0.8)
+
+    assert result.report == "multi-class classification report" and result.report_problems == []
+    assert result.positive_class is None and result.labelled_rows == len(window)
+    assert {"accuracy", "f1_macro", "roc_auc", "log_loss"} <= result.live_metrics.keys()
+    assert report_metrics(snapshot)["Accuracy"] == pytest.approx(result.live_metrics["accuracy"])
+
+
+def test_a_window_of_one_class_is_scored_and_reported_never_failing() -> None:
+    model = churn_model(labelled_rows(800, ["No", "Yes"]))
+    window = labelled_rows(300, ["No", "Yes"], seed=3)
+    only_no = window[window.churn == "No"]
+
+    result, snapshot = quality_check(classification_spec("roc_auc"), model, only_no, 0.8, positive_class="Yes")
+
+    assert snapshot is not None and not result.degraded
+    assert result.live_metrics["accuracy"] > 0 and "roc_auc" not in result.live_metrics
+    assert result.reason.startswith(f"roc_auc is undefined on the {len(only_no)} labelled rows")
+    assert "no row is of the positive class 'Yes'" in result.reason
+    assert result.report_problems  # the report with probabilities needs both classes
+    assert result.report.startswith("binary classification report (positive class 'Yes', from the predicted labels")
+
+    # every row and every prediction of one class: Evidently's binary reports need two
+    sure_no = only_no.assign(usage=-5.0)
+    result, snapshot = quality_check(classification_spec("accuracy"), model, sure_no, 0.8, positive_class="Yes")
+    assert snapshot is not None and result.live_metrics["accuracy"] == 1.0
+    assert len(result.report_problems) >= 2 and result.report in (
+        "multi-class classification report",
+        "summary of the columns",
+    )
+
+
+def test_labels_of_any_type_are_scored_with_the_recorded_positive_class() -> None:
+    for labels, recorded in (([0, 1], "1"), ([False, True], "True")):
+        model = churn_model(labelled_rows(600, labels))
+        window = labelled_rows(200, labels, seed=4)
+        result, snapshot = quality_check(classification_spec("recall"), model, window, 0.5, positive_class=recorded)
+        assert result.positive_class == recorded and snapshot is not None
+        assert result.report.startswith(f"binary classification report (positive class {recorded!r}")
+
+
+def test_degraded_only_when_the_loss_is_beyond_tolerance_and_significant() -> None:
+    model = churn_model(labelled_rows(800, ["No", "Yes"]))
+    noisy = labelled_rows(4000, ["No", "Yes"], seed=5, noise=3.0)  # labels far less predictable than in training
+    spec = classification_spec("accuracy")
+    accuracy = quality_check(spec, model, noisy, baseline=0.5)[0].live_metrics["accuracy"]
+
+    significant, _ = quality_check(spec, model, noisy, baseline=accuracy * 1.5)
+    assert significant.degraded and significant.interval[1] < accuracy * 1.5
+
+    strict = classification_spec("accuracy", monitoring={"quality_tolerance": 0.05})
+    few = noisy.iloc[:40]
+    few_accuracy = quality_check(strict, model, few, baseline=0.5)[0].live_metrics["accuracy"]
+    noise, _ = quality_check(strict, model, few, baseline=few_accuracy * 1.1)  # a 9% loss on 40 rows
+    assert noise.degradation > strict.monitoring.quality_tolerance
+    assert not noise.degraded and "reaches the baseline: the loss is not significant" in noise.reason
+    assert noise.interval[0] < few_accuracy * 1.1 <= noise.interval[1]
+
+    too_few, _ = quality_check(spec, model, noisy.iloc[:20], baseline=0.99)
+    assert not too_few.degraded and too_few.interval is None
+    assert "fewer labelled rows than gates.min_rows (30): quality not judged" in too_few.reason
+
+    within, _ = quality_check(spec, model, noisy, baseline=accuracy * 1.1)
+    assert not within.degraded and within.reason.endswith("within the tolerance of 20%")
+
+    no_baseline, _ = quality_check(spec, model, noisy, baseline=None)
+    assert not no_baseline.degraded and "records no accuracy" in no_baseline.reason
+
+
+def test_a_one_class_metric_is_not_judged_without_a_known_positive_class() -> None:
+    model = churn_model(labelled_rows(800, ["No", "Yes"]))
+    window = labelled_rows(300, ["No", "Yes"], seed=6)
+    unknown, _ = quality_check(classification_spec("f1"), model, window, baseline=0.99)
+    assert not unknown.degraded and "records no positive class (mlc.positive_class)" in unknown.reason
+    strict = classification_spec("f1", positive_class="Yes", monitoring={"quality_tolerance": 0.05})
+    from_spec, _ = quality_check(strict, model, window, baseline=0.99)
+    assert from_spec.positive_class == "Yes" and from_spec.degraded
+    assert from_spec.live_metrics["f1"] < from_spec.interval[1] < 0.99
+
+
+def test_drift_score_keys_of_any_column_name_are_accepted_by_mlflow(tmp_path) -> None:
+    names = ["wind speed (m/s)", "temp", "Température °C", "a//b", "rate%", "x/", "..", "ratio: a/b", "y" * 300]
+    keys = {tracking.metric_key(f"drift_score.{name}"): float(i) for i, name in enumerate(names)}
+    assert "drift_score.wind speed _m/s_" in keys and "drift_score.temp" in keys
+    assert len(keys) == len(names) and all(len(key) <= 250 for key in keys)
+
+    client = tracking.embedded_target(tmp_path).activate()
+    experiment_id = tracking.ensure_experiment(client, "keys", None)
+    run_id = client.create_run(experiment_id).info.run_id
+    client.log_batch(run_id, metrics=tracking.metric_entities(keys))
+    assert client.get_run(run_id).data.metrics == keys
 
 
 DRIFT = {"drift_detected": True, "drifted_share": 0.5, "drift_share_threshold": 0.5, "drifted_columns": {"temp": 2.3}}
@@ -173,15 +352,3 @@ def test_quality_loss_alone_is_a_signal() -> None:
     }
     found = signals({**DRIFT, "drift_detected": False}, quality)
     assert found == ["quality: rmse is 80 on 300 labelled rows, 100% worse than at evaluation (40; tolerance 30%)"]
-
-
-def test_the_comparison_uses_only_rows_newer_than_the_champion_s_data(hourly) -> None:
-    test = window(hourly, "2011-03-20", "2011-04-10")
-    newer, described = newest_rows(test, "timestamp", "2011-04-01T00:00:00+00:00")
-    assert newer.timestamp.min() >= pd.Timestamp("2011-04-01") and len(newer) < len(test)
-    assert (
-        described == f"the {len(newer)} test rows newer than the champion's data (which ends 2011-04-01T00:00:00+00:00)"
-    )
-
-    same, fallback = newest_rows(test, "timestamp", "2011-05-01T00:00:00+00:00")
-    assert len(same) == len(test) and "none is newer" in fallback

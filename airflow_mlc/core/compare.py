@@ -1,0 +1,121 @@
+"""Comparisons with evidence: bootstrap intervals of a metric, and a paired test of two models on the same rows.
+
+A champion is replaced only on evidence: both models are scored on the same rows, the rows are
+resampled with replacement ``rounds`` times, and each resample gives the difference of the metric
+between them. The percentile interval of those differences at ``confidence`` says whether the
+challenger is better beyond the noise of which rows happened to be labelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from airflow_mlc.core.metrics import Predictions, compute
+from airflow_mlc.spec import LOWER_IS_BETTER
+
+#: Share of resamples on which the metric must be defined (an AUC needs both classes) for an interval to exist.
+MIN_DEFINED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A challenger against a champion on the same rows, in the direction of improvement.
+
+    ``improvement`` is positive when the challenger is better (lower for an error metric, higher for a
+    score); ``low`` and ``high`` bound it at ``confidence``. ``relative`` is the improvement relative to
+    the champion's value.
+    """
+
+    metric: str
+    rows: int
+    challenger: float
+    champion: float
+    improvement: float
+    relative: float
+    low: float
+    high: float
+    confidence: float
+    rounds: int
+
+    @property
+    def significant(self) -> bool:
+        """Whether the whole interval lies on the challenger's side of zero."""
+        return self.low > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "significant": self.significant}
+
+    def describe(self) -> str:
+        """The comparison in words, as recorded with a decision."""
+        return (
+            f"{self.metric} {self.challenger:.4g} vs the champion's {self.champion:.4g} on {self.rows} rows: "
+            f"improvement {self.improvement:+.4g} ({self.relative:+.2%}), {self.confidence:.0%} interval "
+            f"[{self.low:+.4g}, {self.high:+.4g}] over {self.rounds} paired resamples"
+        )
+
+
+def oriented(metric: str, value: float) -> float:
+    """``value`` signed so that larger is better."""
+    return -value if metric in LOWER_IS_BETTER else value
+
+
+def _resamples(rows: int, rounds: int, seed: int) -> Any:
+    """Row positions of each bootstrap resample, one resample at a time (bounded memory)."""
+    generator = np.random.default_rng(seed)
+    for _ in range(rounds):
+        yield generator.integers(0, rows, rows)
+
+
+def _interval(values: list[float], rounds: int, confidence: float) -> tuple[float, float] | None:
+    if len(values) < MIN_DEFINED_SHARE * rounds:
+        return None
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(np.asarray(values), [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def metric_interval(
+    name: str, predictions: Predictions, confidence: float, rounds: int, seed: int = 0
+) -> tuple[float, float] | None:
+    """The percentile bootstrap interval of metric ``name`` on ``predictions``.
+
+    Returns None when the metric is undefined on the rows or on too many resamples of them.
+    """
+    if len(predictions) == 0 or compute(name, predictions) is None:
+        return None
+    values = [
+        value
+        for index in _resamples(len(predictions), rounds, seed)
+        if (value := compute(name, predictions.take(index))) is not None
+    ]
+    return _interval(values, rounds, confidence)
+
+
+def paired_comparison(
+    name: str, challenger: Predictions, champion: Predictions, confidence: float, rounds: int, seed: int = 0
+) -> Comparison | None:
+    """Compare two models' predictions on the same rows with a paired bootstrap of the metric's difference.
+
+    Each resample draws the same rows for both models, so what the rows have in common (easy or hard
+    cases) cancels out of the difference. Returns None when the metric is undefined on the rows or on
+    too many resamples (e.g. an AUC on rows of one class).
+    """
+    if len(challenger) != len(champion):
+        raise ValueError(f"paired predictions differ in length: {len(challenger)} and {len(champion)}")
+    mine, theirs = compute(name, challenger), compute(name, champion)
+    if mine is None or theirs is None or len(challenger) == 0:
+        return None
+    differences = []
+    for index in _resamples(len(challenger), rounds, seed):
+        a, b = compute(name, challenger.take(index)), compute(name, champion.take(index))
+        if a is not None and b is not None:
+            differences.append(oriented(name, a) - oriented(name, b))
+    bounds = _interval(differences, rounds, confidence)
+    if bounds is None:
+        return None
+    improvement = oriented(name, mine) - oriented(name, theirs)
+    relative = improvement / abs(theirs) if theirs else (0.0 if improvement == 0 else float(np.sign(improvement)))
+    return Comparison(name, len(challenger), mine, theirs, improvement, relative, *bounds, confidence, rounds)
