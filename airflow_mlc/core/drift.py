@@ -435,3 +435,26 @@ def publish_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None,
         save_report(snapshot, str(Path(folder) / f"{name}.html"))
         client.log_artifacts(run_id, folder, name)
     return html_uri
+
+
+def record_drift(client: Any, run_id: str, result: DriftResult, report_uri: str) -> None:
+    """Log the drift verdict to the monitoring run: the share, each column's score (``drift_score.<column>``), tags."""
+    scores = {tracking.metric_key(f"drift_score.{c.column}"): c.score for c in result.columns}
+    values = {"drifted_share": result.drifted_share, "current_rows": result.current_rows, **scores}
+    client.log_batch(run_id, metrics=tracking.metric_entities(values))
+    client.set_tag(run_id, tracking.TAG_DRIFT_DETECTED, str(result.detected).lower())
+    client.set_tag(run_id, tracking.TAG_DRIFTED_SHARE, f"{result.drifted_share:.4f}")
+    client.set_tag(run_id, tracking.TAG_DRIFT_REPORT, report_uri)
+
+
+def record_quality(client: Any, run_id: str, result: QualityResult) -> None:
+    """Log the quality verdict to the monitoring run: ``live_*`` metrics, the loss, the interval, the tag."""
+    if result.labelled_rows:
+        values = {f"live_{k}": v for k, v in result.live_metrics.items()}
+        values["labelled_rows"] = result.labelled_rows
+        if result.degradation is not None:
+            values["quality_loss"] = result.degradation
+        if result.interval is not None:
+            values[f"live_{result.metric}_ci_low"], values[f"live_{result.metric}_ci_high"] = result.interval
+        client.log_batch(run_id, metrics=tracking.metric_entities(values))
+    client.set_tag(run_id, tracking.TAG_QUALITY_DEGRADED, str(result.degraded).lower())

@@ -143,7 +143,7 @@ def holdout_rows(test: pd.DataFrame, spec: ModelLifecycleSpec, champion: Champio
         key.append(time_column)
     if champion.train is not None and all(column in champion.train.columns for column in key):
         seen = np.isin(row_hashes(test, key), row_hashes(champion.train, key))
-        unseen, rule = test[~seen], f"not in the champion's training data (by {', '.join(key)})"
+        unseen, rule = test[~seen], f"not in the champion's training data (matched on {_columns_in_words(key)})"
     elif champion.split_rule and champion.split_rule == split_rule(spec) and spec.split.method == "random":
         unseen, rule = test, f"held out by the champion's own split rule ({champion.split_rule})"
     else:
@@ -155,6 +155,12 @@ def holdout_rows(test: pd.DataFrame, spec: ModelLifecycleSpec, champion: Champio
             return newer, f"the {len(newer)} test rows newer than the champion's data (which ends {champion.data_end})"
         rule += f"; only {len(newer)} are newer than its data (which ends {champion.data_end})"
     return unseen, f"the {len(unseen)} test rows {rule}"
+
+
+def _columns_in_words(columns: list[str]) -> str:
+    if len(columns) <= 4:
+        return ", ".join(columns)
+    return f"{len(columns)} columns: {', '.join(columns[:3])}, ..."
 
 
 def _champion_check(

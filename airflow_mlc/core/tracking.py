@@ -170,13 +170,14 @@ def get_or_create_run(client: Any, experiment_id: str, key: dict[str, str], tags
 
 
 def metric_entities(values: dict[str, float]) -> list[Any]:
-    """MLflow metric entities stamped now, for ``client.log_batch``."""
+    """MLflow metric entities stamped now, for ``client.log_batch``; a NaN or infinite value is left out."""
+    import math
     import time
 
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    return [Metric(key, float(value), now, 0) for key, value in values.items()]
+    return [Metric(key, float(value), now, 0) for key, value in values.items() if math.isfinite(float(value))]
 
 
 #: The longest key :func:`metric_key` returns, leaving room for a prefix within MLflow's 250 characters.

@@ -90,8 +90,13 @@ class DriftReportOperator(_MonitoringOperator):
         self.reference = reference
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.drift import NothingToMonitorError, drift_report, publish_report, reference_uri
+        from airflow_mlc.core.drift import (
+            NothingToMonitorError,
+            drift_report,
+            publish_report,
+            record_drift,
+            reference_uri,
+        )
         from airflow_mlc.core.storage import read_file
 
         spec = self.model_spec
@@ -111,22 +116,7 @@ class DriftReportOperator(_MonitoringOperator):
             snapshot, self.output_uri(context, "drift.html"), self.storage.options, client, run_id
         )
         summary = result.summary()
-        client.log_batch(
-            run_id,
-            metrics=tracking.metric_entities(
-                {
-                    "drifted_share": result.drifted_share,
-                    "current_rows": result.current_rows,
-                    **{tracking.metric_key(f"drift_score.{c.column}"): c.score for c in result.columns},
-                }
-            ),
-        )
-        for name, value in {
-            tracking.TAG_DRIFT_DETECTED: str(result.detected).lower(),
-            tracking.TAG_DRIFTED_SHARE: f"{result.drifted_share:.4f}",
-            tracking.TAG_DRIFT_REPORT: report_uri,
-        }.items():
-            client.set_tag(run_id, name, value)
+        record_drift(client, run_id, result, report_uri)
         self.log.info(
             "Drift %s: %.0f%% of the columns drifted %s; report %s",
             "detected" if result.detected else "not detected",
@@ -171,10 +161,14 @@ class ModelQualityOperator(_MonitoringOperator):
     operator_extra_links = (MLflowRunLink(),)
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        import math
-
         from airflow_mlc.core import tracking
-        from airflow_mlc.core.drift import QualityResult, publish_report, quality_baseline, quality_check
+        from airflow_mlc.core.drift import (
+            QualityResult,
+            publish_report,
+            quality_baseline,
+            quality_check,
+            record_quality,
+        )
 
         spec = self.model_spec
         target = self.mlflow_target
@@ -195,15 +189,7 @@ class ModelQualityOperator(_MonitoringOperator):
             report_uri = publish_report(
                 snapshot, self.output_uri(context, "quality.html"), self.storage.options, client, run_id
             )
-            values = {f"live_{k}": v for k, v in result.live_metrics.items()}
-            values["labelled_rows"] = result.labelled_rows
-            if result.degradation is not None:
-                values["quality_loss"] = result.degradation
-            if result.interval is not None:
-                values[f"live_{result.metric}_ci_low"], values[f"live_{result.metric}_ci_high"] = result.interval
-            finite = {k: v for k, v in values.items() if math.isfinite(v)}
-            client.log_batch(run_id, metrics=tracking.metric_entities(finite))
-        client.set_tag(run_id, tracking.TAG_QUALITY_DEGRADED, str(result.degraded).lower())
+        record_quality(client, run_id, result)
         if result.report_problems:
             self.log.warning(
                 "Evidently could not build the %s; the quality report is a %s instead",
