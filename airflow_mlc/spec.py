@@ -145,16 +145,20 @@ class ModelSpec(_Strict):
 class SplitSpec(_Strict):
     """How rows are divided into training and test rows.
 
-    ``time``: the latest rows are the test rows. ``random``: without a time column, each row's side is
-    fixed by a stable hash of ``key`` (default: the whole row), so a row keeps its side across
-    retrainings; with a time column, a seeded random draw, stratified by class for a classification.
+    ``time``: the latest rows are the test rows. ``random``: each row's side is fixed by a stable hash
+    of its ``key`` values and the seed (default key: the features and the target), so a row keeps its
+    side across retrainings; with ``stratify``, every class of a classification reaches both sides.
     """
 
     method: Literal["random", "time"] = "random"
     test_size: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
     key: list[str] | None = Field(
-        None, description="Columns whose values decide a row's side in a hash split; default: every column."
+        None,
+        description=(
+            "Source columns whose values decide a row's side (e.g. an entity id, which need not be a feature); "
+            "default: the features and the target."
+        ),
     )
     stratify: bool = Field(True, description="Keep each class's share on both sides of a random classification split.")
 
@@ -352,9 +356,8 @@ class ModelLifecycleSpec(_Strict):
             raise ValueError("positive_class applies to a classification only")
         if self.split.method == "time" and not self.source.time_column:
             raise ValueError("split.method 'time' needs source.time_column")
-        for column in self.split.key or []:
-            if column not in self.columns:
-                raise ValueError(f"split.key names {column!r}, which is neither a feature nor the target")
+        if self.split.key is not None and not self.split.key:
+            raise ValueError("split.key is empty: name the columns that identify a row, or leave it out")
         for column in [*self.contract.ranges, *self.contract.categories]:
             if column not in self.columns:
                 raise ValueError(f"the contract names {column!r}, which is neither a feature nor the target")

@@ -4,7 +4,8 @@
 2. monitor a late-winter window (``mlc_bikes_monitor``, ending 2011-04-01): no drift, no retraining;
 3. monitor a spring window (ending 2011-05-15): the temperature drifted, the retraining asset event is emitted;
 4. run the retraining that event triggers: the spring challenger is scored against the champion on
-   the newest labelled rows and promoted only if it wins by the spec's margin;
+   the newest labelled rows neither has trained on and promoted only if it wins by the spec's margin
+   with a paired bootstrap interval above zero (docs/decisions.md);
 5. score the following week with the champion (``mlc_bikes_predict``, chunked batch inference);
 6. roll the champion back with a reason (``mlc_bikes_rollback``) and print the history of champion moves.
 
@@ -117,15 +118,18 @@ def main() -> None:
     evaluation = task_result(retrain, "evaluate")
     decision = task_result(retrain, "register")
     metric = evaluation["metric"]
-    print(f"   scored on {evaluation['scored_on']}")
+    comparison = evaluation["comparison"]
+    print(f"   compared on {evaluation['scored_on']}")
     print(
-        f"   challenger {metric}: {evaluation['metrics'][metric]:.2f}   "
-        f"champion (v{evaluation['champion_version']}) {metric}: {evaluation['champion_metrics'][metric]:.2f}"
+        f"   challenger {metric}: {comparison['challenger']:.2f}   "
+        f"champion (v{evaluation['champion_version']}) {metric}: {comparison['champion']:.2f}"
     )
     print(
-        f"   decision: {'promoted' if decision['promoted'] else 'kept as challenger'} "
-        f"version {decision['version']}: {decision['reason']}"
+        f"   improvement {comparison['improvement']:+.2f}, {comparison['confidence']:.0%} paired bootstrap interval "
+        f"[{comparison['low']:+.2f}, {comparison['high']:+.2f}]"
     )
+    verdict = "promoted" if decision["promoted"] else "kept as challenger"
+    print(f"   decision: {verdict} version {decision['version']}: {evaluation['reasons'][0]}")
 
     print("\n5. Batch predictions for the week after, with the champion, in chunks")
     predict = step("5-predict", "predict", json.dumps(NEXT_WEEK))

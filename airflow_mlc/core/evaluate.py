@@ -79,8 +79,15 @@ def effective_gates(
     min_improvement: float | None = None,
 ) -> GatesSpec:
     """The spec's gates with any of the run's overrides (from the trigger form) applied."""
+    from pydantic import ValidationError
+
     overrides = {"max": max_value, "min": min_value, "min_improvement": min_improvement}
-    return gates.model_copy(update={k: float(v) for k, v in overrides.items() if v is not None})
+    chosen = {k: float(v) for k, v in overrides.items() if v is not None}
+    try:
+        return GatesSpec.model_validate({**gates.model_dump(), **chosen})
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise BadInputError(f"the run's gate overrides {chosen}: {problems}") from None
 
 
 def bound_failures(value: float, gates: GatesSpec) -> list[str]:
@@ -235,9 +242,11 @@ def evaluate(
     if gates.beat_baseline and train is not None:
         ok, reason, baseline = baseline_check(spec, mine, train, test, gates)
         passed &= ok
-        reasons.append(reason)
+        baseline_reason = [reason]
     elif gates.beat_baseline:
-        reasons.append("not compared with a trivial model: the training rows were not given")
+        baseline_reason = ["not compared with a trivial model: the training rows were not given"]
+    else:
+        baseline_reason = []
     failures = bound_failures(metrics[name], gates)
     scored_on, scored_rows = f"all {len(test)} test rows", len(test)
     champion_metrics: dict[str, float] = {}
@@ -256,6 +265,7 @@ def evaluate(
             )
             failures = []
     passed &= not failures
+    reasons.extend(baseline_reason)
     reasons.extend(failures)
     if passed and not failures:
         reasons.append(f"{name} {metrics[name]:.4g} passes the thresholds")

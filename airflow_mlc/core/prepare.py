@@ -33,11 +33,15 @@ class SplitResult:
 
 
 def clean(frame: pd.DataFrame, spec: ModelLifecycleSpec) -> pd.DataFrame:
-    """Keep the spec's columns (and the time column); drop what the cleaning settings name."""
+    """Keep the spec's columns (and the time column and ``split.key`` columns); drop what the cleaning settings name."""
+    missing = [column for column in spec.split.key or [] if column not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{spec.origin}: split.key names {missing}, which the data does not have (columns: {list(frame.columns)})"
+        )
+    extra = [spec.source.time_column, *(spec.split.key or [])]
     keep = list(spec.columns)
-    time_column = spec.source.time_column
-    if time_column and time_column in frame.columns and time_column not in keep:
-        keep.append(time_column)
+    keep += [column for column in dict.fromkeys(extra) if column and column in frame.columns and column not in keep]
     frame = frame[keep]
     if spec.cleaning.drop_missing_target:
         frame = frame[frame[spec.target].notna()]

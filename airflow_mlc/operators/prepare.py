@@ -15,7 +15,8 @@ class PrepareDataOperator(MLCBaseOperator):
     """Clean a snapshot as the spec asks, split it, and write ``train.parquet`` and ``test.parquet``.
 
     :param snapshot: the snapshot's URI, or the ingest task's result (templated).
-    :return: ``{"train_uri", "test_uri", "train_rows", "test_rows", "dropped_rows", "fingerprint", "window"}``.
+    :return: ``{"train_uri", "test_uri", "train_rows", "test_rows", "dropped_rows", "fingerprint", "window",
+        "split_rule"}``.
     """
 
     template_fields: Sequence[str] = ("snapshot",)

@@ -23,7 +23,7 @@ class RollbackOperator(MLCBaseOperator):
     :param target_version: the version to make champion (templated); empty: the previous champion.
     :param reason: why (templated, required).
     :return: ``{"kind": "rollback", "model", "from_version", "to_version", "reason", "moved_by", "moved_at",
-        "dag_id", "run_id"}``.
+        "dag_id", "run_id", "evidence"}``.
     """
 
     template_fields: Sequence[str] = ("target_version", "reason")

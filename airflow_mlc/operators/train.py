@@ -22,7 +22,8 @@ class TrainModelOperator(MLCBaseOperator):
     the register task copies it onto the model version.
 
     :param split: the prepare task's result (``train_uri``, ``test_uri``, ``fingerprint``, ``window``).
-    :return: ``{"run_id", "experiment_id", "model_uri", "best_params", "cv_score", "test_metrics", "reused"}``.
+    :return: ``{"run_id", "experiment_id", "model_uri", "best_params", "cv_score", "test_metrics", "reused",
+        "classes", "positive_class"}``.
     """
 
     template_fields: Sequence[str] = ("split",)

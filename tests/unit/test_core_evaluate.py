@@ -10,7 +10,7 @@ from airflow_mlc.core.compare import metric_interval, paired_comparison
 from airflow_mlc.core.evaluate import ChampionModel, evaluate, holdout_rows, version_tags
 from airflow_mlc.core.metrics import Predictions
 from airflow_mlc.core.prepare import hash_sides, split, split_rule
-from airflow_mlc.errors import BadInputError
+from airflow_mlc.errors import BadInputError, DataError
 from airflow_mlc.spec import parse_spec
 
 pytestmark = pytest.mark.unit
@@ -129,10 +129,15 @@ def test_hash_split_keeps_a_rows_side_as_the_window_grows() -> None:
 
 
 def test_hash_split_by_key_keeps_an_entitys_rows_together() -> None:
-    spec = regression_spec(features={"numeric": ["a", "b"], "categorical": ["customer"]}, split={"key": ["customer"]})
-    frame = linear_frame(300, seed=6).assign(customer=[f"c{i % 37}" for i in range(300)])
-    sides = pd.Series(hash_sides(frame, spec)).groupby(frame["customer"]).nunique()
-    assert (sides == 1).all()
+    from airflow_mlc.core.prepare import clean
+
+    spec = regression_spec(split={"key": ["customer"]})  # an id that is not a feature
+    frame = linear_frame(300, seed=6).assign(customer=[f"c{i % 37}" for i in range(300)], note="x")
+    train, test = split(clean(frame, spec), spec)
+    assert list(train.columns) == ["a", "b", "y", "customer"]
+    assert not set(train["customer"]) & set(test["customer"])
+    with pytest.raises(DataError, match=r"split.key names \['customer'\], which the data does not have"):
+        clean(frame.drop(columns="customer"), spec)
 
 
 def test_stratified_hash_split_puts_every_class_on_both_sides() -> None:
@@ -191,6 +196,7 @@ def test_a_clearly_better_challenger_is_promoted_and_the_evidence_is_recorded() 
     assert result.passed, result.reasons
     assert result.comparison["significant"] and result.comparison["low"] > 0
     assert result.scored_rows == len(test)
+    assert result.reasons[0].startswith("significantly better than the champion")
     tags = version_tags({"mlc.run_id": "r", "other": "x"}, result.as_dict())
     assert tags["mlc.run_id"] == "r" and "other" not in tags
     assert float(tags["mlc.improvement_ci_low"]) > 0 and tags["mlc.compared_with"] == "1"
