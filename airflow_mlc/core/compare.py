@@ -105,12 +105,32 @@ def paired_comparison(
     """
     if len(challenger) != len(champion):
         raise ValueError(f"paired predictions differ in length: {len(challenger)} and {len(champion)}")
-    mine, theirs = compute(name, challenger), compute(name, champion)
-    if mine is None or theirs is None or len(challenger) == 0:
+    return _comparison(name, challenger, champion, confidence, rounds, seed, paired=True)
+
+
+def unpaired_comparison(
+    name: str, current: Predictions, earlier: Predictions, confidence: float, rounds: int, seed: int = 0
+) -> Comparison | None:
+    """Compare a metric on two sets of rows (a model now and at its evaluation) by independent bootstraps.
+
+    Both sets are resampled, each on its own, so the interval holds the noise of both estimates: an
+    evaluation on few rows that happened to score high does not make every later window look worse.
+    ``improvement`` is positive when ``current`` is better.
+    """
+    return _comparison(name, current, earlier, confidence, rounds, seed, paired=False)
+
+
+def _comparison(
+    name: str, first: Predictions, second: Predictions, confidence: float, rounds: int, seed: int, paired: bool
+) -> Comparison | None:
+    mine, theirs = compute(name, first), compute(name, second)
+    if mine is None or theirs is None or len(first) == 0 or len(second) == 0:
         return None
+    other_rows = _resamples(len(second), rounds, seed + 1) if not paired else None
     differences = []
-    for index in _resamples(len(challenger), rounds, seed):
-        a, b = compute(name, challenger.take(index)), compute(name, champion.take(index))
+    for index in _resamples(len(first), rounds, seed):
+        other = index if other_rows is None else next(other_rows)
+        a, b = compute(name, first.take(index)), compute(name, second.take(other))
         if a is not None and b is not None:
             differences.append(oriented(name, a) - oriented(name, b))
     bounds = _interval(differences, rounds, confidence)
@@ -118,4 +138,4 @@ def paired_comparison(
         return None
     improvement = oriented(name, mine) - oriented(name, theirs)
     relative = improvement / abs(theirs) if theirs else (0.0 if improvement == 0 else float(np.sign(improvement)))
-    return Comparison(name, len(challenger), mine, theirs, improvement, relative, *bounds, confidence, rounds)
+    return Comparison(name, len(first), mine, theirs, improvement, relative, *bounds, confidence, rounds)

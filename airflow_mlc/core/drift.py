@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_mlc.core import tracking
-from airflow_mlc.core.compare import metric_interval
+from airflow_mlc.core.compare import metric_interval, unpaired_comparison
 from airflow_mlc.core.metrics import Predictions, compute_all, model_features, predict, why_undefined
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import LOWER_IS_BETTER, ModelLifecycleSpec
@@ -59,8 +59,11 @@ class QualityResult:
     """The champion's metrics on the labelled rows of the window against those it had at evaluation.
 
     ``degradation`` is the gate metric's relative loss against ``baseline``; ``interval`` its
-    bootstrap interval at ``confidence`` on the window's rows. ``degraded`` holds only when the loss
-    exceeds ``tolerance`` and the interval lies wholly on the worse side of the baseline; ``reason``
+    bootstrap interval at ``confidence`` on the window's rows; ``change_interval`` the interval of the
+    change against the champion's evaluation rows (positive: better), when those rows could be read.
+    ``degraded`` holds only when the loss exceeds ``tolerance`` and the change is significant: the
+    change interval lies below zero (else, without the evaluation rows, the interval lies wholly on
+    the worse side of the baseline); ``reason``
     says what was decided and why (or why quality is not known). ``report`` says which Evidently
     report was built, ``report_problems`` which richer ones Evidently could not build for the window.
     """
@@ -73,6 +76,7 @@ class QualityResult:
     tolerance: float | None = None
     degraded: bool = False
     interval: tuple[float, float] | None = None
+    change_interval: tuple[float, float] | None = None
     confidence: float | None = None
     positive_class: str | None = None
     reason: str = ""
@@ -82,6 +86,7 @@ class QualityResult:
     def as_dict(self) -> dict[str, Any]:
         result = asdict(self)
         result["interval"] = list(self.interval) if self.interval is not None else None
+        result["change_interval"] = list(self.change_interval) if self.change_interval is not None else None
         return result
 
 
@@ -99,11 +104,45 @@ def _definition(spec: ModelLifecycleSpec, columns: list[str], **tasks: Any) -> A
     return DataDefinition(numerical_columns=numeric, categorical_columns=categorical, **tasks)
 
 
-def _drift_preset(spec: ModelLifecycleSpec, columns: list[str]) -> Any:
+#: Evidently judges a column by an effect-size distance at a fixed threshold above this many reference rows.
+EFFECT_SIZE_ROWS = 1000
+
+
+def small_sample_methods(
+    spec: ModelLifecycleSpec, columns: list[str], reference: pd.DataFrame, current: pd.DataFrame
+) -> dict[str, str]:
+    """P-value tests for the columns left to the default when the monitored window is small.
+
+    Evidently picks a column's test by the size of the reference alone: above 1,000 rows, a normed
+    Wasserstein or Jensen-Shannon distance at a fixed threshold of 0.1. On a window of a few hundred
+    rows, sampling noise alone reaches that distance, so stationary windows would drift. When either
+    sample holds at most 1,000 rows, the columns the spec leaves to the default are judged as Evidently
+    judges small samples: Kolmogorov-Smirnov for numbers of more than 5 values, chi-square for other
+    columns, a Z-test for two values (p-value threshold 0.05).
+    """
+    settings = spec.monitoring.drift
+    if settings.method or settings.threshold is not None or len(reference) <= EFFECT_SIZE_ROWS:
+        return {}  # the spec chose, or Evidently already uses the small-sample tests
+    if len(current) > EFFECT_SIZE_ROWS:
+        return {}
+    chosen = {}
+    for column in columns:
+        own = settings.per_column.get(column)
+        if own is not None and (own.method or own.threshold is not None):
+            continue
+        values = pd.concat([reference[column], current[column]]).nunique()
+        if column in spec.numeric_columns and values > 5:
+            chosen[column] = "ks"
+        else:
+            chosen[column] = "chisquare" if values > 2 else "z"
+    return chosen
+
+
+def _drift_preset(spec: ModelLifecycleSpec, columns: list[str], defaults: dict[str, str]) -> Any:
     from evidently.presets import DataDriftPreset
 
     settings = spec.monitoring.drift
-    methods = {c: s.method for c, s in settings.per_column.items() if s.method}
+    methods = {**defaults, **{c: s.method for c, s in settings.per_column.items() if s.method}}
     thresholds = {c: s.threshold for c, s in settings.per_column.items() if s.threshold is not None}
     return DataDriftPreset(
         columns=columns,
@@ -158,7 +197,8 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, spec: ModelLife
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            snapshot = Report([_drift_preset(spec, columns)], include_tests=True).run(
+            preset = _drift_preset(spec, columns, small_sample_methods(spec, columns, reference, current))
+            snapshot = Report([preset], include_tests=True).run(
                 reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
                 current_data=Dataset.from_pandas(current[columns], data_definition=definition),
             )
@@ -222,6 +262,7 @@ def quality_check(
     current: pd.DataFrame,
     baseline: float | None,
     positive_class: Any = None,
+    baseline_rows: pd.DataFrame | None = None,
 ) -> tuple[QualityResult, Any | None]:
     """Score the champion on the window's labelled rows and judge the gate metric against ``baseline``.
 
@@ -238,6 +279,8 @@ def quality_check(
         baseline: the gate metric at the champion's evaluation (:func:`quality_baseline`).
         positive_class: the champion's positive class (as recorded with it, matched to its classes by
             value or by text); default: the spec's ``positive_class``, else the window's minority class.
+        baseline_rows: the rows the champion was evaluated on (its test rows): the change is then
+            judged by independent bootstraps of both sets of rows, so the evaluation's own noise counts.
 
     Returns:
         The verdict and the Evidently snapshot of the labelled rows (None without labelled rows).
@@ -255,7 +298,11 @@ def quality_check(
         return QualityResult(0, metric, reason="the window has no labelled rows yet: quality not known"), None
     configured = positive_class if positive_class is not None else spec.positive_class
     predictions = predict(model, labelled, spec.features.columns, spec.target, spec.task, configured)
-    verdict = _judge(spec, predictions, compute_all(predictions), baseline, configured is not None)
+    earlier = None
+    if baseline_rows is not None and spec.target in baseline_rows.columns:
+        rows = baseline_rows[baseline_rows[spec.target].notna()]
+        earlier = predict(model, rows, spec.features.columns, spec.target, spec.task, predictions.positive)
+    verdict = _judge(spec, predictions, compute_all(predictions), baseline, configured is not None, earlier)
     snapshot, report, problems = _quality_snapshot(spec, labelled, predictions)
     return QualityResult(**verdict, report=report, report_problems=problems), snapshot
 
@@ -266,6 +313,7 @@ def _judge(
     live: dict[str, float],
     baseline: float | None,
     positive_known: bool,
+    earlier: Predictions | None = None,
 ) -> dict[str, Any]:
     """The fields of a :class:`QualityResult`: the live metrics, the loss, the interval and the verdict.
 
@@ -309,6 +357,28 @@ def _judge(
     verdict.update(interval=interval, confidence=gates.confidence)
     if loss <= tolerance:
         return {**verdict, "reason": f"{measured}: within the tolerance of {tolerance:.0%}"}
+    change = None
+    if earlier is not None and len(earlier) >= gates.min_rows:
+        change = unpaired_comparison(
+            metric, predictions, earlier, gates.confidence, gates.bootstrap_rounds, spec.split.seed
+        )
+    if change is not None:
+        verdict["change_interval"] = (change.low, change.high)
+        span = (
+            f"the {gates.confidence:.0%} interval of the change against its {len(earlier or ())} evaluation rows "
+            f"[{change.low:+.4g}, {change.high:+.4g}]"
+        )
+        if change.high < 0:
+            return {
+                **verdict,
+                "degraded": True,
+                "reason": f"{measured}, beyond the tolerance of {tolerance:.0%}, and {span} lies below zero: degraded",
+            }
+        return {
+            **verdict,
+            "reason": f"{measured}, beyond the tolerance of {tolerance:.0%}, but {span} reaches "
+            "zero: the loss is not significant once the evaluation's own noise is counted",
+        }
     if interval is None:
         return {
             **verdict,
@@ -456,5 +526,7 @@ def record_quality(client: Any, run_id: str, result: QualityResult) -> None:
             values["quality_loss"] = result.degradation
         if result.interval is not None:
             values[f"live_{result.metric}_ci_low"], values[f"live_{result.metric}_ci_high"] = result.interval
+        if result.change_interval is not None:
+            values["quality_change_ci_low"], values["quality_change_ci_high"] = result.change_interval
         client.log_batch(run_id, metrics=tracking.metric_entities(values))
     client.set_tag(run_id, tracking.TAG_QUALITY_DEGRADED, str(result.degraded).lower())

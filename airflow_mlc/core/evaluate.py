@@ -332,21 +332,10 @@ def matching_class(classes: Any, text: str | None) -> Any:
     return None
 
 
-def _read_if_there(uri: str | None, options: dict[str, Any] | None) -> pd.DataFrame | None:
-    """A Parquet file that may have been removed since (a champion's training data), or None."""
-    from airflow_mlc.core.storage import read_parquet
-
-    if not uri:
-        return None
-    try:
-        return read_parquet(uri, options)
-    except (FileNotFoundError, PermissionError):
-        return None
-
-
 def current_champion(client: Any, spec: ModelLifecycleSpec, options: dict[str, Any] | None) -> ChampionModel | None:
     """The version ``champion`` points at, loaded with what the comparison needs; None without one."""
     from airflow_mlc.core.registry import CHAMPION, version_by_alias
+    from airflow_mlc.core.storage import read_parquet_if_there
 
     version = version_by_alias(client, spec.registered_model_name, CHAMPION)
     if version is None:
@@ -356,7 +345,7 @@ def current_champion(client: Any, spec: ModelLifecycleSpec, options: dict[str, A
         model=tracking.load_model(f"models:/{spec.registered_model_name}/{version.version}"),
         version=str(version.version),
         data_end=tags.get(tracking.TAG_WINDOW_END) or None,
-        train=_read_if_there(tags.get(tracking.TAG_TRAIN_DATA), options),
+        train=read_parquet_if_there(tags.get(tracking.TAG_TRAIN_DATA), options),
         split_rule=tags.get(tracking.TAG_SPLIT_RULE) or None,
     )
 

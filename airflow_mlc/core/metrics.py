@@ -429,7 +429,9 @@ def _from_confusion(name: str, predictions: Predictions) -> float:
         return float(np.mean(hits[present] / true_sum[present]))
     if predictions.binary and name in POSITIVE_CLASS_METRICS:
         return _of_positive(name, predictions, hits, true_sum, predicted_sum)
-    present = (true_sum + predicted_sum) > 0  # scikit-learn's labels: the union of true and predicted
+    # Averaged over the classes the rows hold (scikit-learn with labels=unique(y_true)): a class a window
+    # lacks would add an F1 of 0 for the few rows predicted as it, a drop no class present shows.
+    present = true_sum > 0
     hits, true_sum, predicted_sum = hits[present], true_sum[present], predicted_sum[present]
     if name == "precision":
         return float(np.mean(_ratio(hits, predicted_sum)))

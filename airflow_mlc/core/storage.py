@@ -71,6 +71,16 @@ def read_parquet(uri: str, options: dict[str, Any] | None = None) -> pd.DataFram
     return pd.read_parquet(uri, storage_options=options_for(uri, options or {}))
 
 
+def read_parquet_if_there(uri: str | None, options: dict[str, Any] | None = None) -> pd.DataFrame | None:
+    """A Parquet file that may have been removed since it was recorded (a champion's data), or None."""
+    if not uri:
+        return None
+    try:
+        return read_parquet(uri, options)
+    except (FileNotFoundError, PermissionError):
+        return None
+
+
 def read_file(uri: str, file_format: str, options: dict[str, Any] | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet source file.
 

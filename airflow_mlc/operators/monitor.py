@@ -169,6 +169,7 @@ class ModelQualityOperator(_MonitoringOperator):
             quality_check,
             record_quality,
         )
+        from airflow_mlc.core.storage import read_parquet_if_there
 
         spec = self.model_spec
         target = self.mlflow_target
@@ -181,7 +182,8 @@ class ModelQualityOperator(_MonitoringOperator):
         model = tracking.load_model(f"models:/{spec.registered_model_name}/{champion.version}")
         baseline = quality_baseline(client.get_run(champion.run_id).data.metrics, spec.gates.metric)
         positive = (champion.tags or {}).get(tracking.TAG_POSITIVE_CLASS) or None
-        result, snapshot = quality_check(spec, model, self.read_current(), baseline, positive)
+        evaluated_on = read_parquet_if_there(champion.tags.get(tracking.TAG_TEST_DATA), self.storage.options)
+        result, snapshot = quality_check(spec, model, self.read_current(), baseline, positive, evaluated_on)
 
         experiment_id, run_id = self.monitoring_run(client, context, champion)
         report_uri = None

@@ -114,14 +114,15 @@ def test_multi_class_metrics_with_a_class_missing_equal_scikit_learn_s() -> None
     predictions = four_class_predictions()
     assert "c" not in set(predictions.y_true) and "c" in set(predictions.predicted)
     y, guess = predictions.y_true, predictions.predicted
+    held = sorted(set(y))  # macro averages are over the classes the rows hold, not those only predicted
     expected = {
         "accuracy": sk.accuracy_score(y, guess),
         "balanced_accuracy": sk.balanced_accuracy_score(y, guess),
-        "f1": sk.f1_score(y, guess, average="macro"),
-        "precision": sk.precision_score(y, guess, average="macro", zero_division=0),
-        "recall": sk.recall_score(y, guess, average="macro", zero_division=0),
-        "f1_weighted": sk.f1_score(y, guess, average="weighted"),
-        "f1_macro": sk.f1_score(y, guess, average="macro"),
+        "f1": sk.f1_score(y, guess, average="macro", labels=held),
+        "precision": sk.precision_score(y, guess, average="macro", zero_division=0, labels=held),
+        "recall": sk.recall_score(y, guess, average="macro", zero_division=0, labels=held),
+        "f1_weighted": sk.f1_score(y, guess, average="weighted", labels=held),
+        "f1_macro": sk.f1_score(y, guess, average="macro", labels=held),
         "roc_auc": one_vs_rest(predictions, sk.roc_auc_score),
         "pr_auc": one_vs_rest(predictions, sk.average_precision_score),
         "log_loss": sk.log_loss(y, predictions.scores, labels=list(predictions.classes)),
