@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint typecheck lock clean bench-drift bench-predict
+.PHONY: venv demo test test-fast lint typecheck lock clean bench bench-drift bench-predict bench-decisions
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -43,6 +43,15 @@ bench-drift: $(STAMP)
 # Chunked batch inference against a bare predict on the whole frame: rows/s and peak memory.
 bench-predict: $(STAMP)
 	$(BIN)/python benchmarks/predict_throughput.py
+
+# How often the decisions are right on known-answer datasets: false alarms, detected shifts, wrong and right
+# promotions, against their goals (several minutes; BENCH_WINDOWS=6 for a quick run).
+BENCH_WINDOWS ?= 30
+bench-decisions: $(STAMP)
+	$(BIN)/python benchmarks/decision_quality.py --windows $(BENCH_WINDOWS)
+
+# Every benchmark.
+bench: bench-drift bench-predict bench-decisions
 
 # Re-pin every dependency (CI installs exactly constraints.txt).
 lock:

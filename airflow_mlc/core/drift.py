@@ -12,7 +12,7 @@ import pandas as pd
 
 from airflow_mlc.core import tracking
 from airflow_mlc.core.compare import metric_interval, unpaired_comparison
-from airflow_mlc.core.metrics import Predictions, compute_all, model_features, predict, why_undefined
+from airflow_mlc.core.metrics import Predictions, compute, compute_all, model_features, predict, why_undefined
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import LOWER_IS_BETTER, ModelLifecycleSpec
 
@@ -280,7 +280,8 @@ def quality_check(
         positive_class: the champion's positive class (as recorded with it, matched to its classes by
             value or by text); default: the spec's ``positive_class``, else the window's minority class.
         baseline_rows: the rows the champion was evaluated on (its test rows): the change is then
-            judged by independent bootstraps of both sets of rows, so the evaluation's own noise counts.
+            judged by independent bootstraps of both sets of rows, so the evaluation's own noise counts,
+            and the baseline is measured again on those of its rows whose class the window holds.
 
     Returns:
         The verdict and the Evidently snapshot of the labelled rows (None without labelled rows).
@@ -301,6 +302,8 @@ def quality_check(
     earlier = None
     if baseline_rows is not None and spec.target in baseline_rows.columns:
         rows = baseline_rows[baseline_rows[spec.target].notna()]
+        if spec.task == "classification":  # like with like: a class the window lacks leaves the baseline too
+            rows = rows[rows[spec.target].isin(pd.unique(labelled[spec.target]))]
         earlier = predict(model, rows, spec.features.columns, spec.target, spec.task, predictions.positive)
     verdict = _judge(spec, predictions, compute_all(predictions), baseline, configured is not None, earlier)
     snapshot, report, problems = _quality_snapshot(spec, labelled, predictions)
@@ -341,6 +344,9 @@ def _judge(
             "reason": f"the champion records no positive class ({tracking.TAG_POSITIVE_CLASS}) and the spec names "
             f"none: {metric} of the window's minority class {positive!r} is not compared with its evaluation",
         }
+    if earlier is not None and len(earlier) >= gates.min_rows and compute(metric, earlier) is not None:
+        baseline = compute(metric, earlier)  # on the evaluation rows of the classes the window holds
+        verdict["baseline"] = baseline
     if baseline is None:
         return {**verdict, "reason": f"the champion records no {metric} from its evaluation: nothing to compare with"}
     loss = relative_loss(value, baseline, metric)
