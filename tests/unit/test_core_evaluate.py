@@ -16,34 +16,29 @@ from airflow_mlc.spec import parse_spec
 pytestmark = pytest.mark.unit
 
 
-def regression_spec(**changes) -> object:
+def make_spec(task: str, target: str, metric: str, **changes) -> object:
+    """A spec over the numeric features ``a`` and ``b``; ``changes`` update its sections."""
+    estimator = "LinearRegression" if task == "regression" else "LogisticRegression"
     data = {
-        "name": "reg",
-        "task": "regression",
+        "name": task[:3],
+        "task": task,
         "source": {"path": "x.csv"},
-        "target": "y",
+        "target": target,
         "features": {"numeric": ["a", "b"]},
-        "model": {"estimator": "sklearn.linear_model.LinearRegression"},
-        "gates": {"metric": "rmse"},
+        "model": {"estimator": f"sklearn.linear_model.{estimator}"},
+        "gates": {"metric": metric},
     }
     for key, value in changes.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return parse_spec(data)
+
+
+def regression_spec(**changes) -> object:
+    return make_spec("regression", "y", "rmse", **changes)
 
 
 def classification_spec(**changes) -> object:
-    data = {
-        "name": "clf",
-        "task": "classification",
-        "source": {"path": "x.csv"},
-        "target": "label",
-        "features": {"numeric": ["a", "b"]},
-        "model": {"estimator": "sklearn.linear_model.LogisticRegression"},
-        "gates": {"metric": "f1"},
-    }
-    for key, value in changes.items():
-        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
-    return parse_spec(data)
+    return make_spec("classification", "label", "f1", **changes)
 
 
 def linear_frame(rows: int, seed: int = 0, noise: float = 1.0) -> pd.DataFrame:

@@ -161,17 +161,10 @@ def test_integers_without_a_unit_fail_the_sensor_without_retries(tmp_path: Path)
         sensor.poke(context())
 
 
-def test_a_wrong_query_fails_the_sensor_and_the_trigger_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
-    spec = make_spec({"sql": "SELECT * FROM no_such_table", "url": url, "time_column": "timestamp"})
-    sensor = DataAvailableSensor(task_id="wait", spec=spec, poke_interval=5, timeout=600)
-    expected = "query 'SELECT * FROM no_such_table' failed: no such table: no_such_table"
-    with pytest.raises(AirflowFailException) as failure:
-        sensor.poke(context())
-    assert str(failure.value).startswith(expected)
-    attempts = []
+@pytest.fixture
+def probe_attempts(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The arguments of every probe the trigger runs, in order."""
+    attempts: list[Any] = []
     original = trigger_module.run_probe
 
     def counted(*args: Any) -> Any:
@@ -179,9 +172,20 @@ def test_a_wrong_query_fails_the_sensor_and_the_trigger_at_once(
         return original(*args)
 
     monkeypatch.setattr(trigger_module, "run_probe", counted)
+    return attempts
+
+
+def test_a_wrong_query_fails_the_sensor_and_the_trigger_at_once(tmp_path: Path, probe_attempts: list[Any]) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    spec = make_spec({"sql": "SELECT * FROM no_such_table", "url": url, "time_column": "timestamp"})
+    sensor = DataAvailableSensor(task_id="wait", spec=spec, poke_interval=5, timeout=600)
+    expected = "query 'SELECT * FROM no_such_table' failed: no such table: no_such_table"
+    with pytest.raises(AirflowFailException) as failure:
+        sensor.poke(context())
+    assert str(failure.value).startswith(expected)
     event = asyncio.run(first_event(ProbeTrigger("data_available", sensor.probe_arguments(context()), 0.01)))
     assert event["status"] == "error" and event["message"].startswith(expected)
-    assert len(attempts) == 1  # bad input: not tried again
+    assert len(probe_attempts) == 1  # bad input: not tried again
 
 
 def test_a_malformed_file_fails_the_sensor_without_retries(tmp_path: Path) -> None:
@@ -348,21 +352,13 @@ def test_the_trigger_fires_once_the_file_appears(tmp_path: Path) -> None:
     }
 
 
-def test_the_trigger_retries_a_failing_probe_then_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_trigger_retries_a_failing_probe_then_reports_it(tmp_path: Path, probe_attempts: list[Any]) -> None:
     """A probe failing for another reason than bad input (here: a folder where a file should be) is retried."""
     path = tmp_path / "data.csv"
     path.mkdir()
     trigger = ProbeTrigger("data_available", arguments(path), poke_interval=0.01)
-    attempts = []
-    original = trigger_module.run_probe
-
-    def counted(*args: Any) -> Any:
-        attempts.append(args)
-        return original(*args)
-
-    monkeypatch.setattr(trigger_module, "run_probe", counted)
     event = asyncio.run(first_event(trigger))
-    assert event["status"] == "error" and len(attempts) == ProbeTrigger.max_failures
+    assert event["status"] == "error" and len(probe_attempts) == ProbeTrigger.max_failures
 
 
 def test_the_trigger_reports_a_failing_probe(tmp_path: Path) -> None:
