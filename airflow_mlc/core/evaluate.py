@@ -170,6 +170,18 @@ def _columns_in_words(columns: list[str]) -> str:
     return f"{len(columns)} columns: {', '.join(columns[:3])}, ..."
 
 
+@dataclass(frozen=True)
+class _ChampionCheck:
+    """The challenger against the champion on the rows neither trained on (``scored_on`` says which)."""
+
+    better: bool
+    reason: str
+    rows: int
+    scored_on: str
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    comparison: Comparison | None = None
+
+
 def _champion_check(
     spec: ModelLifecycleSpec,
     candidate: Any,
@@ -177,34 +189,29 @@ def _champion_check(
     test: pd.DataFrame,
     gates: GatesSpec,
     champion: ChampionModel,
-) -> tuple[bool, list[str], dict[str, float], Comparison | None, pd.DataFrame, str]:
-    """The challenger against the champion: (better, reasons, champion's metrics, comparison, rows, rule)."""
+) -> _ChampionCheck:
     rows, scored_on = holdout_rows(test, spec, champion)
     name = gates.metric
     if len(rows) < gates.min_rows:
         reason = f"only {len(rows)} rows neither model trained on (gates.min_rows {gates.min_rows}): {scored_on}"
-        return False, [reason], {}, None, rows, scored_on
+        return _ChampionCheck(False, reason, len(rows), scored_on)
     features, target = spec.features.columns, spec.target
     mine = predict(candidate, rows, features, target, spec.task, positive)
     theirs = predict(champion.model, rows, features, target, spec.task, positive)
     champion_metrics = compute_all(theirs)
     comparison = _compare(name, mine, theirs, gates, spec.split.seed)
     if comparison is None:
-        return False, [f"{name} cannot be compared on {scored_on}"], champion_metrics, None, rows, scored_on
+        reason = f"{name} cannot be compared on {scored_on}"
+        return _ChampionCheck(False, reason, len(rows), scored_on, champion_metrics)
     words = comparison.describe()
     if comparison.improvement <= 0 or comparison.relative < gates.min_improvement:
         reason = f"does not beat the champion by the required margin of {gates.min_improvement:.2%}: {words}"
-        return False, [reason], champion_metrics, comparison, rows, scored_on
-    if not comparison.significant:
-        return (
-            False,
-            [f"not significantly better than the champion: {words}"],
-            champion_metrics,
-            comparison,
-            rows,
-            scored_on,
-        )
-    return True, [f"significantly better than the champion: {words}"], champion_metrics, comparison, rows, scored_on
+        better = False
+    elif not comparison.significant:
+        reason, better = f"not significantly better than the champion: {words}", False
+    else:
+        reason, better = f"significantly better than the champion: {words}", True
+    return _ChampionCheck(better, reason, len(rows), scored_on, champion_metrics, comparison)
 
 
 def _waived(failures: list[str], gates: GatesSpec, comparison: Comparison | None) -> bool:
@@ -248,17 +255,11 @@ def evaluate(
     else:
         baseline_reason = []
     failures = bound_failures(metrics[name], gates)
-    scored_on, scored_rows = f"all {len(test)} test rows", len(test)
-    champion_metrics: dict[str, float] = {}
-    comparison = None
-    if champion is not None:
-        better, why, champion_metrics, comparison, rows, scored_on = _champion_check(
-            spec, candidate, mine.positive, test, gates, champion
-        )
-        scored_rows = len(rows)
-        passed &= better
-        reasons.extend(why)
-        if failures and _waived(failures, gates, comparison):
+    check = _champion_check(spec, candidate, mine.positive, test, gates, champion) if champion is not None else None
+    if check is not None:
+        passed &= check.better
+        reasons.append(check.reason)
+        if failures and _waived(failures, gates, check.comparison):
             reasons.append(
                 "waived as the champion fails them too, by more, on the compared rows "
                 f"(gates.absolute_with_champion: allow_if_better): {'; '.join(failures)}"
@@ -269,15 +270,16 @@ def evaluate(
     reasons.extend(failures)
     if passed and not failures:
         reasons.append(f"{name} {metrics[name]:.4g} passes the thresholds")
+    comparison = check.comparison if check is not None else None
     return Evaluation(
         passed=bool(passed),
         metric=name,
         metrics=metrics,
         reasons=reasons,
         champion_version=champion.version if champion is not None else None,
-        champion_metrics=champion_metrics,
-        scored_rows=scored_rows,
-        scored_on=scored_on,
+        champion_metrics=check.champion_metrics if check is not None else {},
+        scored_rows=check.rows if check is not None else len(test),
+        scored_on=check.scored_on if check is not None else f"all {len(test)} test rows",
         comparison=comparison.as_dict() if comparison is not None else None,
         baseline=baseline.as_dict() if baseline is not None else None,
         positive_class=None if mine.positive is None else str(mine.positive),
