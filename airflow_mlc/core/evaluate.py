@@ -324,16 +324,6 @@ def record_evaluation(client: Any, run_id: str, evaluation: Evaluation) -> None:
     client.set_tag(run_id, tracking.TAG_GATE_PASSED, str(evaluation.passed).lower())
 
 
-def matching_class(classes: Any, text: str | None) -> Any:
-    """The element of a model's ``classes`` whose text is ``text`` (tags hold classes as text), or None."""
-    if text is None or text == "":
-        return None
-    for value in list(classes):
-        if str(value) == text:
-            return value
-    return None
-
-
 def current_champion(client: Any, spec: ModelLifecycleSpec, options: dict[str, Any] | None) -> ChampionModel | None:
     """The version ``champion`` points at, loaded with what the comparison needs; None without one."""
     from airflow_mlc.core.registry import CHAMPION, version_by_alias
@@ -370,9 +360,8 @@ def evaluate_run(
 
     run_id = str(training["run_id"])
     candidate = tracking.load_model(str(training["model_uri"]))
-    positive = matching_class(
-        getattr(candidate, "classes_", []), client.get_run(run_id).data.tags.get(tracking.TAG_POSITIVE_CLASS)
-    )
+    # the recorded text; scoring matches it to the model's class by value or by text
+    positive = client.get_run(run_id).data.tags.get(tracking.TAG_POSITIVE_CLASS) or None
     result = evaluate(
         spec,
         candidate,
