@@ -43,12 +43,25 @@ class DriftResult:
     current_rows: int
 
     def summary(self) -> dict[str, Any]:
-        """What goes to XCom and into the retraining event: no per-column details beyond the drifted ones."""
+        """What goes to XCom: the verdict, and each column's method, threshold, score and verdict (``columns``).
+
+        The retraining event takes the verdict and the drifted columns only.
+        """
         return {
             "drift_detected": self.detected,
             "drifted_share": round(self.drifted_share, 4),
             "drift_share_threshold": self.drift_share,
             "drifted_columns": {k: round(v, 4) for k, v in self.drifted_columns.items()},
+            "columns": [
+                {
+                    "column": c.column,
+                    "method": c.method,
+                    "threshold": c.threshold,
+                    "score": round(c.score, 6),
+                    "drifted": c.drifted,
+                }
+                for c in self.columns
+            ],
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
         }

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+#: The XCom key of the retraining decision, pushed whether or not a retraining is requested.
+DECISION_KEY = "decision"
+
+
 class RetrainTriggerOperator(MLCBaseOperator):
     """Emit an event of the retraining asset (``mlc://<name>/retrain``) when drift or quality loss holds.
 
@@ -29,7 +33,8 @@ class RetrainTriggerOperator(MLCBaseOperator):
     :param quality: the quality task's result, if any.
     :param force: request even inside the cooldown or for an already requested window (templated).
     :param asset_uri: the asset to emit; default the spec's ``mlc://<name>/retrain``. It is the task's outlet.
-    :return: the event's extra.
+    :return: the event's extra. The decision, requested or not, is also pushed as the XCom
+        ``decision``: ``{"requested", "reason"}`` (the Models page shows it).
     """
 
     template_fields: Sequence[str] = ("drift", "quality", "force")
@@ -70,6 +75,7 @@ class RetrainTriggerOperator(MLCBaseOperator):
             force=flag(self.force),
         )
         DriftReportLink.persist(context, drift.get("report_url"))
+        context["ti"].xcom_push(key=DECISION_KEY, value={"requested": decision.request, "reason": decision.reason})
         if not decision.request:
             raise AirflowSkipException(f"no retraining requested: {decision.reason}")
         extra = retrain_event_extra(spec.name, decision.reason, drift, quality)
