@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from airflow_mlc.core import history
 from airflow_mlc.spec import ModelLifecycleSpec
@@ -75,12 +75,12 @@ def create_app() -> FastAPI:
         return JSONResponse({**page.as_dict(), "links": links})
 
     @app.get("/dags/{dag_id}")
-    def model_of_dag(request: Request, dag_id: str, user: User) -> RedirectResponse:
+    def model_of_dag(request: Request, dag_id: str, user: User) -> Response:
         specs, _ = load_specs()
         for spec in specs:
             if dag_id in history.dag_ids(spec.name).values():
                 return RedirectResponse(f"{root(request)}/models/{spec.name}", status_code=307)
-        raise HTTPException(404, f"{dag_id} is not the DAG of a model spec")
+        return render(request, "not_a_model.html", status_code=404, dag_id=dag_id)
 
     @app.post("/models/{name}/rollback")
     def rollback(
@@ -106,7 +106,7 @@ def create_app() -> FastAPI:
         from urllib.parse import quote
 
         return RedirectResponse(
-            f"{root(request)}/models/{spec.name}?rollback={quote(run_id)}#rollback", status_code=303
+            f"{root(request)}/models/{spec.name}?rollback={quote(run_id)}#rollback-section", status_code=303
         )
 
     return app
@@ -284,7 +284,7 @@ def _templates() -> Any:
     return environment
 
 
-def render(request: Request, template: str, **values: Any) -> HTMLResponse:
+def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     """A page of the app, with the links it needs to find its siblings and the Airflow UI."""
     html = _templates().get_template(template).render(root=root(request), airflow_run=AIRFLOW_RUN_PATH, **values)
-    return HTMLResponse(html)
+    return HTMLResponse(html, status_code=status_code)
