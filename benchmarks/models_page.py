@@ -33,11 +33,11 @@ COLUMNS = ["temp", "atemp", "hum", "windspeed", "hr", "weathersit", "workingday"
 START = datetime(2011, 1, 1, tzinfo=timezone.utc)
 
 
-def prepare_home() -> Path:
-    """A fresh AIRFLOW_HOME with a migrated DB; the spec folder holds the bikes spec (its data beside it)."""
-    home = Path(tempfile.mkdtemp(prefix="mlc-bench-ui-"))
+def prepare_home(home: Path | None = None) -> Path:
+    """An AIRFLOW_HOME with a migrated DB (fresh unless ``home`` is given) and a spec folder with the bikes spec."""
+    home = home or Path(tempfile.mkdtemp(prefix="mlc-bench-ui-"))
     specs = home / "specs"
-    specs.mkdir()
+    specs.mkdir(exist_ok=True)
     text = SPEC.read_text().replace("../data/", f"{ROOT / 'dags' / 'data'}/")
     (specs / "bikes.yaml").write_text(text)
     os.environ.update(
@@ -231,13 +231,15 @@ def build_runs(versions: int, monitoring: int, predictions: int) -> None:
                 session=session,
             )
             session.flush()
-            for (task_id, key), value in results.items():
-                XComModel.set(key, value, dag_id=dag_id, task_id=task_id, run_id=run_id, session=session)
+            for (task_id, key), value in results.items():  # stored as JSON, as the task execution API does
+                XComModel.set(
+                    key, value, dag_id=dag_id, task_id=task_id, run_id=run_id, serialize=False, session=session
+                )
         session.commit()
 
 
 def timed(client: Any, path: str, token: str, repeat: int) -> tuple[list[float], int]:
-    """Seconds per GET of ``path`` (the first one is the cold one) and the response size."""
+    """Seconds per GET of ``path`` and the response size."""
     seconds, size = [], 0
     for _ in range(repeat):
         began = time.perf_counter()
@@ -254,12 +256,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--monitoring", type=int, default=1000)
     parser.add_argument("--predictions", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--home", type=Path, help="keep the history in this folder; reuse it when it exists")
     args = parser.parse_args(argv)
-    home = prepare_home()
+    built = args.home is not None and (args.home / "airflow.db").exists()
+    home = prepare_home(args.home)
     try:
         began = time.perf_counter()
-        build_registry(args.versions)
-        build_runs(args.versions, args.monitoring, args.predictions)
+        if not built:
+            build_registry(args.versions)
+            build_runs(args.versions, args.monitoring, args.predictions)
         print(
             f"History: {args.versions} versions, {args.monitoring} monitoring runs, {args.versions} training runs, "
             f"{args.predictions} prediction runs (built in {time.perf_counter() - began:.0f} s)"
@@ -270,16 +275,20 @@ def main(argv: list[str] | None = None) -> None:
 
         client = TestClient(create_app())
         token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
-        print(f"{'page':<28}{'first':>9}{'median':>9}{'worst':>9}{'size':>10}")
+        # The API server's first request to the page imports MLflow and opens its store: once per worker.
+        (warm_up,), _ = timed(client, "/mlc/", token, 1)
+        print(f"First request of the API server process (imports MLflow, opens the store): {warm_up:.1f} s")
+        print(f"{'page':<28}{'best':>9}{'median':>9}{'worst':>9}{'size':>10}")
         for path in ("/mlc/models/bikes", "/mlc/api/models/bikes", "/mlc/"):
             seconds, size = timed(client, path, token, args.repeat)
             print(
-                f"{path:<28}{seconds[0]:>8.3f}s{statistics.median(seconds):>8.3f}s{max(seconds):>8.3f}s"
+                f"{path:<28}{min(seconds):>8.3f}s{statistics.median(seconds):>8.3f}s{max(seconds):>8.3f}s"
                 f"{size / 1024:>8.0f}kB"
             )
         print("Goal: the model page under 1 s.")
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

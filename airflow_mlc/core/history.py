@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_mlc.core import tracking
@@ -185,7 +185,17 @@ class ModelPage:
     rollbacks: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The page as JSON-ready data (nested dicts and lists are shared, not copied)."""
+        return plain(self)
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses (and lists of them) as dicts; much faster than ``asdict``, which deep-copies every dict."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
 
 
 def _number(value: Any) -> float | None:
@@ -207,6 +217,22 @@ def decision_of(tags: Mapping[str, str]) -> str:
     if passed == "false":
         return "rejected"
     return "pending"
+
+
+def decision_of_run(run: RunRecord) -> tuple[str | None, str, str]:
+    """A training run's (version, decision, reason) from its evaluate and register results.
+
+    The same decision as :func:`decision_of` reads from a version's tags, for a version the page did not load.
+    """
+    registered = run.result("register") or {}
+    evaluated = run.result("evaluate") or {}
+    if not registered:
+        return None, "pending" if run.state in ("queued", "running") else run.state, ""
+    if registered.get("promoted"):
+        decision = "promoted"
+    else:
+        decision = "challenger" if evaluated.get("passed") else "rejected"
+    return str(registered.get("version")), decision, str(registered.get("reason") or "")
 
 
 def trigger_of(tags: Mapping[str, str], run: RunRecord | None) -> tuple[str, str]:
@@ -334,9 +360,7 @@ def drift_series(runs: Iterable[RunRecord], windows: Sequence[MonitoringWindow])
     return list(series.values())
 
 
-def retrain_requests(
-    windows: Sequence[MonitoringWindow], training_runs: Iterable[RunRecord], versions: Sequence[VersionRow]
-) -> list[RetrainRequest]:
+def retrain_requests(windows: Sequence[MonitoringWindow], training_runs: Iterable[RunRecord]) -> list[RetrainRequest]:
     """The retraining signals and what became of each, newest first.
 
     A signal suppressed by the cooldown (or by an earlier request for the same window) is
@@ -344,7 +368,6 @@ def retrain_requests(
     ``promoted``, ``challenger``, ``rejected`` (the version's decision) or ``trained``.
     """
     started_by = {run.source_run_id: run for run in training_runs if run.source_run_id}
-    version_of_run = {row.dag_run_id: row for row in versions}
     requests = []
     for window in windows:
         if window.retrain_requested is None:
@@ -357,15 +380,13 @@ def retrain_requests(
             )
             continue
         training = started_by.get(window.run_id)
-        version = version_of_run.get(training.run_id) if training else None
+        version = None
         if training is None or training.state in ("queued", "running"):
             outcome, detail = "pending", "training not finished" if training else "no training run yet"
-        elif version is not None:
-            outcome, detail = version.decision, version.reason
-        elif training.state == "failed":
-            outcome, detail = "failed", "the training run failed"
         else:
-            outcome, detail = "trained", ""
+            version, outcome, detail = decision_of_run(training)
+            if version is None:
+                outcome, detail = ("failed", "the training run failed") if outcome == "failed" else ("trained", "")
         requests.append(
             RetrainRequest(
                 window.run_id,
@@ -373,7 +394,7 @@ def retrain_requests(
                 window.retrain_reason,
                 outcome,
                 training.run_id if training else None,
-                version.version if version else None,
+                version,
                 detail,
             )
         )
@@ -418,14 +439,14 @@ def summary(
     last_training = max(training_runs, key=lambda run: run.start_date or "", default=None)
     training = None
     if last_training is not None:
-        version = next((row for row in versions if row.dag_run_id == last_training.run_id), None)
+        version, outcome, _ = decision_of_run(last_training)
         training = {
             "run_id": last_training.run_id,
             "state": last_training.state,
             "started": last_training.start_date,
             "trigger": TRIGGER_OF_RUN_TYPE.get(last_training.run_type, last_training.run_type),
-            "version": version.version if version else None,
-            "outcome": version.decision if version else last_training.state,
+            "version": version,
+            "outcome": outcome,
         }
     monitoring = None
     if last_window is not None:
@@ -484,7 +505,7 @@ def model_page(
         moves=[move.as_dict() for move in sorted(moves, key=lambda move: move.moved_at, reverse=True)],
         monitoring=windows,
         drift=drift_series(by_dag[ids["monitor"]], windows),
-        requests=retrain_requests(windows, training_runs, rows),
+        requests=retrain_requests(windows, training_runs),
         predictions=prediction_batches(by_dag[ids["predict"]]),
         rollbacks=rollbacks,
     )

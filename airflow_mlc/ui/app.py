@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +26,12 @@ if TYPE_CHECKING:
 
 #: The signed-in Airflow user, resolved by the API server's own dependency: 401 or 403 without one.
 User = Annotated[Any, Depends(get_user)]
+
+#: Versions per page of a model's versions table, newest first.
+VERSIONS_PER_PAGE = 50
+
+#: How many of the newest training and monitoring runs the model list reads per model.
+LIST_RUNS = 10
 
 #: Where the page says more about a version's or a run's record.
 AIRFLOW_RUN_PATH = "/dags/{dag_id}/runs/{run_id}"
@@ -46,12 +51,14 @@ def create_app() -> FastAPI:
     def model_list_json(user: User) -> JSONResponse:
         specs, problems = load_specs()
         rows = [model_summary(spec) for spec in specs if can_read(user, spec)]
-        return JSONResponse({"models": [asdict(row) for row in rows], "invalid_specs": problems})
+        return JSONResponse({"models": [history.plain(row) for row in rows], "invalid_specs": problems})
 
     @app.get("/models/{name}", response_class=HTMLResponse)
-    def model_view(request: Request, name: str, user: User, rollback: str | None = None) -> HTMLResponse:
+    def model_view(
+        request: Request, name: str, user: User, rollback: str | None = None, versions: str | None = None
+    ) -> HTMLResponse:
         spec = readable_spec(user, name)
-        page, links = model_data(spec)
+        page, links = model_data(spec, versions)
         status = None
         if rollback:
             from airflow_mlc.ui.records import run_state
@@ -70,8 +77,8 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/api/models/{name}")
-    def model_json(name: str, user: User) -> JSONResponse:
-        page, links = model_data(readable_spec(user, name))
+    def model_json(name: str, user: User, versions: str | None = None) -> JSONResponse:
+        page, links = model_data(readable_spec(user, name), versions)
         return JSONResponse({**page.as_dict(), "links": links})
 
     @app.get("/dags/{dag_id}")
@@ -195,8 +202,14 @@ def mlflow_client(spec: ModelLifecycleSpec) -> tuple[Any, Any]:
     return target.activate(), target
 
 
-def registry_records(client: Any, spec: ModelLifecycleSpec, all_versions: bool = True) -> dict[str, Any]:
-    """The registry's part of the page: aliases, versions (all, or only the champion) and champion moves."""
+def registry_records(
+    client: Any, spec: ModelLifecycleSpec, all_versions: bool = True, page_token: str | None = None
+) -> dict[str, Any]:
+    """The registry's part of the page: aliases, champion moves and versions.
+
+    Versions: a page of the newest ``VERSIONS_PER_PAGE`` (``next_page`` is the token of the following page),
+    or only the champion's.
+    """
     from mlflow.exceptions import MlflowException
 
     from airflow_mlc.core.registry import CHAMPION, champion_history
@@ -205,24 +218,29 @@ def registry_records(client: Any, spec: ModelLifecycleSpec, all_versions: bool =
     try:
         aliases = {k: str(v) for k, v in (client.get_registered_model(name).aliases or {}).items()}
     except MlflowException:
-        return {"aliases": {}, "versions": [], "moves": []}
-    if all_versions:
-        quoted = name.replace("'", "\\'")
-        versions = list(client.search_model_versions(f"name = '{quoted}'", max_results=10000))
-        moves = champion_history(client, spec.registry_experiment_name, name)
-    else:
+        return {"aliases": {}, "versions": [], "moves": [], "next_page": None}
+    if not all_versions:
         versions = [client.get_model_version(name, aliases[CHAMPION])] if CHAMPION in aliases else []
-        moves = []
-    return {"aliases": aliases, "versions": versions, "moves": moves}
+        return {"aliases": aliases, "versions": versions, "moves": [], "next_page": None}
+    quoted = name.replace("'", "\\'")
+    found = client.search_model_versions(
+        f"name = '{quoted}'",
+        max_results=VERSIONS_PER_PAGE,
+        order_by=["version_number DESC"],
+        page_token=page_token or None,
+    )
+    moves = champion_history(client, spec.registry_experiment_name, name)
+    token = found.token.decode() if isinstance(found.token, bytes) else found.token
+    return {"aliases": aliases, "versions": list(found), "moves": moves, "next_page": token}
 
 
-def model_data(spec: ModelLifecycleSpec) -> tuple[history.ModelPage, dict[str, Any]]:
-    """The model page's data and its links (MLflow runs and versions, Airflow runs)."""
+def model_data(spec: ModelLifecycleSpec, page_token: str | None = None) -> tuple[history.ModelPage, dict[str, Any]]:
+    """The model page's data and its links (MLflow runs and versions, Airflow runs, the next versions page)."""
     from airflow_mlc.links.mlflow import model_version_url, run_url
     from airflow_mlc.ui.records import paused_flags, run_records
 
     client, target = mlflow_client(spec)
-    registry = registry_records(client, spec)
+    registry = registry_records(client, spec, page_token=page_token)
     ids = list(history.dag_ids(spec.name).values())
     page = history.model_page(
         spec, registry["versions"], registry["aliases"], registry["moves"], run_records(ids), paused_flags(ids)
@@ -239,6 +257,7 @@ def model_data(spec: ModelLifecycleSpec) -> tuple[history.ModelPage, dict[str, A
             for row in page.versions
         },
         "mlflow_ui": target.ui_url,
+        "older_versions": registry["next_page"],
     }
     return page, links
 
@@ -250,7 +269,7 @@ def model_summary(spec: ModelLifecycleSpec) -> history.ModelSummary:
     client, _ = mlflow_client(spec)
     registry = registry_records(client, spec, all_versions=False)
     ids = history.dag_ids(spec.name)
-    runs = run_records([ids["train"], ids["monitor"]])
+    runs = run_records([ids["train"], ids["monitor"]], newest=LIST_RUNS)
     rows = history.version_rows(registry["versions"], registry["aliases"], {})
     windows = history.monitoring_windows(run for run in runs if run.dag_id == ids["monitor"])
     training = [run for run in runs if run.dag_id == ids["train"]]

@@ -20,6 +20,8 @@ RIGHT = 16
 TOP = 22
 PANEL = 96
 GAP = 44
+#: Up to this many windows a chart draws a point per window; beyond, only the flagged ones and the newest.
+MAX_POINTS = 150
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,19 @@ def _hline(scale: Scale, value: float | None, css: str, label: str) -> str:
 
 
 def _series(scale: Scale, values: Sequence[float | None], titles: Sequence[str], flagged: Sequence[bool]) -> list[str]:
-    """A polyline through the defined values and one ``circle.point`` per defined value."""
+    """A polyline through the defined values and a ``circle.point`` per defined value.
+
+    Beyond ``MAX_POINTS`` windows the points would overlap: the line still passes through every window,
+    and points mark the flagged windows and the newest one.
+    """
     points = [(scale.x(i), scale.y(v)) for i, v in enumerate(values) if v is not None]
     parts = []
     if len(points) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(f'<polyline class="trace" points="{path}"/>')
+    every = len(values) <= MAX_POINTS
     for index, value in enumerate(values):
-        if value is None:
+        if value is None or not (every or flagged[index] or index == len(values) - 1):
             continue
         css = "point flagged" if flagged[index] else "point"
         parts.append(

@@ -18,6 +18,7 @@ RESULTS = (
     ("quality", "return_value"),
     ("request_retraining", "return_value"),
     ("request_retraining", "decision"),
+    ("evaluate", "return_value"),
     ("register", "return_value"),
     ("predict", "return_value"),
     ("rollback", "return_value"),
@@ -28,8 +29,8 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
-def run_records(dag_ids: Sequence[str]) -> list[RunRecord]:
-    """Every run of ``dag_ids`` with the results in ``RESULTS``, and what started the asset-triggered ones."""
+def run_records(dag_ids: Sequence[str], newest: int | None = None) -> list[RunRecord]:
+    """The runs of ``dag_ids`` (all, or the ``newest`` of each) with their results and what started them."""
     from airflow.models.asset import AssetEvent
     from airflow.models.asset import association_table as consumed_events
     from airflow.models.dagrun import DagRun
@@ -37,27 +38,37 @@ def run_records(dag_ids: Sequence[str]) -> list[RunRecord]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    columns = (
+        DagRun.id,
+        DagRun.dag_id,
+        DagRun.run_id,
+        DagRun.run_type,
+        DagRun.state,
+        DagRun.logical_date,
+        DagRun.start_date,
+        DagRun.end_date,
+        DagRun.triggering_user_name,
+        DagRun.conf,
+    )
     with create_session() as session:
-        runs = session.execute(
-            select(
-                DagRun.id,
-                DagRun.dag_id,
-                DagRun.run_id,
-                DagRun.run_type,
-                DagRun.state,
-                DagRun.logical_date,
-                DagRun.start_date,
-                DagRun.end_date,
-                DagRun.triggering_user_name,
-                DagRun.conf,
-            ).where(DagRun.dag_id.in_(dag_ids))
-        ).all()
+        if newest is None:
+            runs = list(session.execute(select(*columns).where(DagRun.dag_id.in_(dag_ids))))
+        else:
+            runs = [
+                run
+                for dag_id in dag_ids
+                for run in session.execute(
+                    select(*columns).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(newest)
+                )
+            ]
+        # All runs: filter by DAG, as the runs were; some runs: by their ids (a short list).
+        of_runs = XComModel.dag_id.in_(dag_ids) if newest is None else XComModel.dag_run_id.in_([r.id for r in runs])
         tasks = {task for task, _ in RESULTS}
         keys = {key for _, key in RESULTS}
         xcoms: dict[int, dict[str, Any]] = {}
         for row in session.execute(
             select(XComModel.dag_run_id, XComModel.task_id, XComModel.key, XComModel.value).where(
-                XComModel.dag_id.in_(dag_ids),
+                of_runs,
                 XComModel.task_id.in_(tasks),
                 XComModel.key.in_(keys),
                 XComModel.map_index == -1,
@@ -71,8 +82,7 @@ def run_records(dag_ids: Sequence[str]) -> list[RunRecord]:
             session.execute(
                 select(consumed_events.c.dag_run_id, AssetEvent.source_run_id)
                 .join(AssetEvent, AssetEvent.id == consumed_events.c.event_id)
-                .join(DagRun, DagRun.id == consumed_events.c.dag_run_id)
-                .where(DagRun.dag_id.in_(dag_ids))
+                .where(consumed_events.c.dag_run_id.in_([run.id for run in runs]))
             ).all()
         )
     return [

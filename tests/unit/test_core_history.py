@@ -73,6 +73,23 @@ def spec():
     return load_spec(BIKES_SPEC)
 
 
+@pytest.mark.parametrize(
+    ("passed", "promoted", "decision"),
+    [(True, True, "promoted"), (True, False, "challenger"), (False, False, "rejected")],
+)
+def test_a_training_runs_decision_matches_its_versions_tags(passed: bool, promoted: bool, decision: str) -> None:
+    run = history.RunRecord(
+        TRAIN,
+        "t1",
+        "manual",
+        "success",
+        xcoms={"evaluate": {"passed": passed}, "register": {"version": 3, "promoted": promoted, "reason": "why"}},
+    )
+    tags = {tracking.TAG_GATE_PASSED: str(passed).lower(), tracking.TAG_PROMOTED: str(promoted).lower()}
+    assert history.decision_of_run(run) == ("3", decision, "why")
+    assert history.decision_of(tags) == decision
+
+
 def test_decisions_and_triggers_of_versions() -> None:
     request = {"reason": "drift in temp", "source_run_id": "monitor-2", "window": {"end": "2011-05-15"}}
     versions = [
@@ -138,15 +155,16 @@ def test_retraining_requests_and_what_became_of_them() -> None:
         monitor_run("m5", "2011-07-15", {"temp": 0.6}, {"requested": True, "reason": "drift in temp"}),
         monitor_run("m6", "2011-08-15", {"temp": 0.6}, {"requested": True, "reason": "drift in temp"}),
     ]
+    rejected = {
+        "evaluate": {"passed": False},
+        "register": {"version": "2", "promoted": False, "reason": "not better"},
+    }
     training = [
-        history.RunRecord(TRAIN, "t2", "asset_triggered", "success", source_run_id="m2"),
+        history.RunRecord(TRAIN, "t2", "asset_triggered", "success", xcoms=rejected, source_run_id="m2"),
         history.RunRecord(TRAIN, "t4", "asset_triggered", "failed", source_run_id="m4"),
         history.RunRecord(TRAIN, "t5", "asset_triggered", "running", source_run_id="m5"),
     ]
-    rows = history.version_rows(
-        [version(2, "t2", **{tracking.TAG_GATE_PASSED: "false", tracking.TAG_DECISION: "not better"})], {}, {}
-    )
-    requests = history.retrain_requests(history.monitoring_windows(runs), training, rows)
+    requests = history.retrain_requests(history.monitoring_windows(runs), training)
 
     outcomes = {r.monitoring_run_id: (r.outcome, r.version) for r in requests}
     assert outcomes == {
@@ -238,3 +256,18 @@ def test_distribution_of_a_classification_and_a_regression_batch() -> None:
     box = charts.distribution_bars({"min": 0, "p05": 1, "p50": 5, "p95": 9, "max": 10})
     assert 'class="box"' in box and 'class="median"' in box
     assert charts.distribution_bars({}) == ""
+
+
+def test_a_long_history_draws_its_line_through_every_window_and_points_only_where_they_matter() -> None:
+    count_windows = charts.MAX_POINTS + 50
+    scores = [0.2 if i % 40 == 0 else 0.01 for i in range(count_windows)]
+    series = [history.ColumnSeries("temp", "wasserstein", 0.1, [])]
+    ends = [f"w{i:04d}" for i in range(count_windows)]
+    for end, score in zip(ends, scores, strict=True):
+        series[0].points.append(
+            {"window_end": end, "score": score, "drifted": score > 0.1, "threshold": 0.1, "method": "wasserstein"}
+        )
+    svg = charts.drift_chart(ends, series)
+    polyline = re.search(r'<polyline class="trace" points="([^"]+)"', svg).group(1)
+    assert len(polyline.split()) == count_windows
+    assert count(svg, r'<circle class="point') == sum(s > 0.1 for s in scores) + 1  # the drifted and the newest
