@@ -21,6 +21,44 @@ OPERATOR_MODULES = [
 ]
 SENSOR_MODULES = ["airflow_mlc.sensors.data", "airflow_mlc.sensors.model", "airflow_mlc.sensors.drift"]
 
+# The form of an ``mlflow`` connection in the UI. The API server reads it from here without importing the hook
+# (or wtforms); ``MLflowHook.get_ui_field_behaviour`` returns the same behaviour for Airflow versions that ask the
+# hook. Keep this module light: Airflow imports it in every process that loads the providers.
+MLFLOW_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema"],
+    "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
+    "placeholders": {
+        "host": "http://mlflow:5000",
+        "port": "appended to the tracking URI when it has none",
+        "login": "basic-auth user (optional)",
+        "password": "basic-auth password, or a bearer token without a username",
+        "extra": '{"registry_uri": "", "artifact_location": "s3://bucket/mlflow", "ui_url": ""}',
+    },
+}
+# The connection's extras, each its own field of the form (stored in the extra JSON under these names).
+MLFLOW_CONN_FIELDS: dict[str, Any] = {
+    "registry_uri": {
+        "label": "Registry URI",
+        "description": "The model registry's store when it is not the tracking server's.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "artifact_location": {
+        "label": "Artifact location",
+        "description": "Where experiments created by airflow-mlc store their artifacts, e.g. s3://bucket/mlflow.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "ui_url": {
+        "label": "MLflow UI URL",
+        "description": "The address of the MLflow UI for the task links (default: the tracking URI).",
+        "schema": {"type": ["string", "null"]},
+    },
+    "token": {
+        "label": "Token",
+        "description": "A bearer token for the tracking server, when the password field does not hold one.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -45,7 +83,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "connection-types": [
-            {"hook-class-name": "airflow_mlc.hooks.mlflow.MLflowHook", "connection-type": "mlflow"},
+            {
+                "hook-class-name": "airflow_mlc.hooks.mlflow.MLflowHook",
+                "hook-name": "MLflow",
+                "connection-type": "mlflow",
+                "ui-field-behaviour": MLFLOW_UI_FIELD_BEHAVIOUR,
+                "conn-fields": MLFLOW_CONN_FIELDS,
+            },
         ],
         "extra-links": [
             "airflow_mlc.links.mlflow.MLflowRunLink",

@@ -10,7 +10,8 @@
 6. roll the champion back with a reason (``mlc_bikes_rollback``) and print the history of champion moves.
 
 Run by ``make demo``; AIRFLOW_HOME is set by the Makefile (default: .mlc/airflow in the checkout).
-Each step runs in its own process with its task logs in ``$AIRFLOW_HOME/demo-logs``.
+Each step runs in its own process with its output in ``$AIRFLOW_HOME/demo-logs``; each task's log is in
+``$AIRFLOW_HOME/logs``, where the Airflow UI (``make ui``) shows it. Tasks are printed as they finish.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -35,7 +38,7 @@ def prepare_home() -> Path:
     """The demo's AIRFLOW_HOME, emptied of an earlier demo's state so every demo starts the same way."""
     home = Path(os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".mlc" / "airflow")))
     if (home / MARKER).exists():
-        for leftover in ("airflow.db", "mlflow", "mlc", "demo-logs"):
+        for leftover in ("airflow.db", "mlflow", "mlc", "demo-logs", "logs"):
             path = home / leftover
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     elif home.exists() and any(home.iterdir()):
@@ -49,39 +52,86 @@ def prepare_home() -> Path:
 
 
 def step(name: str, *arguments: str) -> Any:
-    """Run one demo step in a child process, its output in a log; returns the finished run (dag_id, run_id)."""
+    """Run one demo step in a child process, its output in a log; returns the finished run (dag_id, run_id).
+
+    Each task is printed as it finishes (the child appends it to the step's progress file), and the tasks
+    the run skipped without running them once it ended.
+    """
+    from airflow_mlc.testing import task_states
+
     log = Path(os.environ["AIRFLOW_HOME"]) / "demo-logs" / f"{name}.log"
     result_file = log.with_suffix(".json")
     command = [sys.executable, __file__, "--step", str(result_file), *arguments]
     with log.open("w") as out:
-        finished = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
-    if finished.returncode != 0 or not result_file.exists():
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        printed = follow(child, log.with_suffix(".progress"))
+    if child.returncode != 0 or not result_file.exists():
         print("".join(log.read_text().splitlines(keepends=True)[-40:]))
         sys.exit(f"demo step {name!r} failed; full log: {log}")
     run = SimpleNamespace(**json.loads(result_file.read_text()))
+    if run.dag_id:
+        for task_id, state in task_states(run).items():
+            if task_id not in printed:
+                print_task(task_id, state)
     if run.state != "success":
         sys.exit(f"demo step {name!r}: the run ended {run.state}; full log: {log}")
     return run
+
+
+def follow(child: subprocess.Popen[bytes], progress: Path) -> set[str]:
+    """Print the tasks the child reports in ``progress`` until it exits; returns the ids of those printed."""
+    printed: set[str] = set()
+    seen = 0
+    while True:
+        running = child.poll() is None
+        text = progress.read_text() if progress.exists() else ""
+        complete = text[seen : text.rfind("\n") + 1]  # whole lines only: the child may be mid-write
+        seen += len(complete)
+        for line in complete.splitlines():
+            task_id, state, seconds = line.split("\t")
+            print_task(task_id, state, float(seconds))
+            printed.add(task_id.split("[")[0])
+        if not running:
+            return printed
+        time.sleep(0.5)
+
+
+def print_task(task_id: str, state: str, seconds: float | None = None) -> None:
+    took = f" ({seconds:.1f} s)" if seconds is not None else ""
+    print(f"   {task_id} {'.' * max(3, 24 - len(task_id))} {state}{took}", flush=True)
+
+
+def progress_reporter(result_file: str) -> Callable[[Any, float], None]:
+    """In the child: the ``on_task_end`` callback that appends each finished task to the progress file."""
+    progress = Path(result_file).with_suffix(".progress")
+
+    def report(ti: Any, seconds: float) -> None:
+        label = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
+        with progress.open("a") as out:
+            out.write(f"{label}\t{getattr(ti.state, 'value', ti.state)}\t{seconds:.1f}\n")
+
+    return report
 
 
 def run_step(result_file: str, kind: str, argument: str) -> None:
     """In the child: migrate on first use, run one DAG, write its (dag_id, run_id, state)."""
     from airflow_mlc.testing import asset_event_ids, run_dag
 
+    report = progress_reporter(result_file)
     if kind == "migrate":
         subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True)
         run = SimpleNamespace(dag_id="", run_id="", state="success")
     elif kind == "train":
-        run = run_dag(f"mlc_{MODEL}_train", conf=json.loads(argument))
+        run = run_dag(f"mlc_{MODEL}_train", conf=json.loads(argument), on_task_end=report)
     elif kind == "monitor":
-        run = run_dag(f"mlc_{MODEL}_monitor", conf={"window_end": argument})
+        run = run_dag(f"mlc_{MODEL}_monitor", conf={"window_end": argument}, on_task_end=report)
     elif kind == "predict":
-        run = run_dag(f"mlc_{MODEL}_predict", conf=json.loads(argument))
+        run = run_dag(f"mlc_{MODEL}_predict", conf=json.loads(argument), on_task_end=report)
     elif kind == "rollback":
-        run = run_dag(f"mlc_{MODEL}_rollback", conf={"reason": argument})
+        run = run_dag(f"mlc_{MODEL}_rollback", conf={"reason": argument}, on_task_end=report)
     else:  # retrain: the training run the monitoring run's asset event starts
         events = asset_event_ids(f"mlc://{MODEL}/retrain", source_run_id=argument)
-        run = run_dag(f"mlc_{MODEL}_train", triggering_events=events)
+        run = run_dag(f"mlc_{MODEL}_train", triggering_events=events, on_task_end=report)
     Path(result_file).write_text(json.dumps({"dag_id": run.dag_id, "run_id": run.run_id, "state": str(run.state)}))
 
 
@@ -163,6 +213,8 @@ def print_history() -> None:
 
 
 def summary(home: Path) -> None:
+    import ui  # scripts/ui.py, next to this file
+
     from airflow_mlc.core.registry import CHAMPION
     from airflow_mlc.hooks.mlflow import MLflowHook
 
@@ -176,11 +228,13 @@ def summary(home: Path) -> None:
     print(f"  triggered by: {champion.tags.get('mlc.triggered_by', 'a manual run')[:160]}")
     print(f"MLflow store:   {target.tracking_uri}")
     print(f"Artifacts:      {home / 'mlc' / 'artifacts'} (snapshots, splits, validation, drift and quality reports)")
-    print(f"Task logs:      {home / 'demo-logs'}")
+    print(f"Task logs:      {home / 'logs'} (steps: {home / 'demo-logs'})")
     print("\nOpen the MLflow UI:")
     print(f"  .venv/bin/mlflow ui --backend-store-uri {target.tracking_uri} --port 5000")
-    print("Open the Airflow UI (user and password are printed by standalone):")
-    print(f"  AIRFLOW_HOME={home} AIRFLOW__CORE__DAGS_FOLDER={ROOT / 'dags'} .venv/bin/airflow standalone")
+    print("Open the Airflow UI (the demo's runs and task logs) on http://127.0.0.1:8080:")
+    default_home = home.resolve() == (ROOT / ".mlc" / "airflow").resolve()
+    print("  make ui" if default_home else f"  make ui DEMO_HOME={home}")
+    print(f"  and sign in as {ui.USER} / {ui.admin_password(home)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_mlc.core.tracking import MlflowTarget, embedded_target
 from airflow_mlc.errors import BadInputError
+from airflow_mlc.get_provider_info import MLFLOW_UI_FIELD_BEHAVIOUR
 
 
 def airflow_home() -> Path:
@@ -41,13 +42,11 @@ class MLflowHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The connection form, for Airflow versions that ask the hook instead of reading the provider info."""
         return {
-            "hidden_fields": ["schema"],
-            "relabeling": {"host": "Tracking URI", "login": "Username", "password": "Password or token"},
-            "placeholders": {
-                "host": "http://mlflow:5000",
-                "extra": '{"registry_uri": "", "artifact_location": "s3://bucket/mlflow", "ui_url": ""}',
-            },
+            "hidden_fields": list(MLFLOW_UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(MLFLOW_UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(MLFLOW_UI_FIELD_BEHAVIOUR["placeholders"]),
         }
 
     def get_conn(self) -> MlflowTarget:
