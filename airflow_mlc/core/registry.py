@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -73,6 +76,169 @@ def decide(
     return True, f"gates passed: {summary}"
 
 
+def readable_time(value: str | None) -> str:
+    """An ISO 8601 moment in short, for run names and descriptions: ``2011-05-15``, or ``2011-05-15 06:30 UTC``.
+
+    A moment at midnight UTC reads as its date, any other as its UTC date and minute (seconds are
+    left out). An empty value gives ``""``; text that is not ISO 8601 comes back unchanged.
+    """
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    if moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def readable_window(start: str | None, end: str | None) -> str:
+    """A data window in short: ``2011-01-01 .. 2011-04-01`` (the end is exclusive), or one side of it."""
+    first, last = readable_time(start), readable_time(end)
+    if first and last:
+        return f"{first} .. {last}"
+    if last:
+        return f"data up to {last}"
+    return f"data from {first}" if first else "all the data"
+
+
+def estimator_words(path: str | None) -> str:
+    """An estimator's import path in words, as a description names it.
+
+    ``sklearn.ensemble.RandomForestRegressor`` gives ``Random forest regressor``; acronyms keep their
+    capitals (``MLPClassifier``: ``MLP classifier``); without a path, ``Model``.
+    """
+    name = str(path or "").rpartition(".")[2]
+    words = re.findall(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|\d+", name)
+    if not words:
+        return name or "Model"
+    rest = [word if word.isupper() and len(word) > 1 else word.lower() for word in words[1:]]
+    return " ".join([words[0][0].upper() + words[0][1:], *rest])
+
+
+def _figure(value: Any, signed: bool = False) -> str:
+    """A number to three significant digits, without an exponent or trailing zeros: ``0.841``, ``35.6``, ``0.5``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number) or number == 0:
+        return f"{number:g}"
+    decimals = max(2 - math.floor(math.log10(abs(number))), 0)
+    text = f"{number:{'+' if signed else ''},.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _count(value: Any) -> str:
+    try:
+        return f"{int(float(value)):,}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _evidence(tags: Mapping[str, str]) -> str:
+    """The comparison behind a decision in one clause, from the version's evidence tags."""
+    metric, score = tags.get(tracking.TAG_SCORE_METRIC), tags.get(tracking.TAG_SCORE)
+    if not metric or score is None:
+        return "no evaluation recorded"
+    rows = tags.get(tracking.TAG_SCORED_ROWS)
+    champion = tags.get(tracking.TAG_COMPARED_WITH)
+    champion_score = tags.get(tracking.TAG_CHAMPION_SCORE)
+    if champion and champion_score is not None:
+        text = f"{metric} {_figure(score)} vs champion v{champion} {_figure(champion_score)}"
+        if tags.get(tracking.TAG_IMPROVEMENT) is not None:
+            text += f" (improvement {_figure(tags[tracking.TAG_IMPROVEMENT], signed=True)}"
+            if tags.get(tracking.TAG_CI_LOW) is not None and tags.get(tracking.TAG_CI_HIGH) is not None:
+                try:
+                    level = f"{float(tags.get(tracking.TAG_CONFIDENCE, '')) * 100:g} % CI"
+                except ValueError:
+                    level = "CI"
+                low, high = _figure(tags[tracking.TAG_CI_LOW], True), _figure(tags[tracking.TAG_CI_HIGH], True)
+                text += f", {level} {low} .. {high}"
+            text += ")"
+        return text + (f" on {_count(rows)} rows neither trained on" if rows else "")
+    if champion:
+        unseen = f" ({_count(rows)} rows neither trained on)" if rows else ""
+        return f"{metric} {_figure(score)} on its test rows, not compared with champion v{champion}{unseen}"
+    on = f"{_count(rows)} test rows" if rows else "its test rows"
+    return f"{metric} {_figure(score)} on {on}; there was no champion to compare with"
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def version_description(
+    tags: Mapping[str, str],
+    *,
+    promoted: bool,
+    passed: bool,
+    reason: str,
+    checks: Sequence[str] = (),
+    forced: bool = False,
+    estimator: str | None = None,
+    train_rows: int | None = None,
+) -> str:
+    """The readable description of a model version: what was trained, on which window, the decision and why.
+
+    ``tags`` are the version's: its window (``mlc.window_start``, ``mlc.window_end``) and the evaluation
+    behind the decision (the gate metric, both scores, the compared rows, the improvement and its
+    interval). ``reason`` is the decision's (``mlc.promotion_reason``) and ``checks`` the evaluation's
+    reasons, one per check; ``estimator`` is the estimator's import path and ``train_rows`` the number
+    of training rows, each when known. A promotion reads::
+
+        Hist gradient boosting regressor trained on 2011-02-14 .. 2011-05-15 (1,704 rows).
+
+        Promoted to champion: rmse 78.2 vs champion v1 118 (improvement +39.8, 95 % CI +34.6 .. +44.9)
+        on 426 rows neither trained on.
+
+    A candidate that failed the evaluation is ``Rejected``, one that passed it but may not take
+    ``champion`` (a backfill, or the champion moved meanwhile) ``Kept as challenger``. Either, and a
+    forced promotion, ends with a ``Why:`` paragraph: the checks as a list when the evaluation
+    failed or was overridden, else the decision's reason. Paragraphs are separated by blank lines
+    (Markdown, as the MLflow UI shows a description).
+    """
+    window = readable_window(tags.get(tracking.TAG_WINDOW_START), tags.get(tracking.TAG_WINDOW_END))
+    rows = f" ({train_rows:,} rows)" if train_rows is not None else ""
+    trained = f"{estimator_words(estimator)} trained on {window}{rows}."
+    if promoted:
+        verdict = "Promoted to champion (forced)" if forced else "Promoted to champion"
+    else:
+        verdict = "Kept as challenger" if passed else "Rejected"
+    paragraphs = [trained, f"{verdict}: {_sentence(_evidence(tags))}"]
+    listed = "\n".join(f"- {_sentence(check)}" for check in checks if check.strip())
+    if forced and listed:
+        paragraphs.append(f"Why: forced by the run, whatever the checks said:\n{listed}")
+    elif not promoted and not passed and listed:
+        paragraphs.append(f"Why: the evaluation failed:\n{listed}")
+    elif forced or not promoted:
+        paragraphs.append(f"Why: {_sentence(reason)}")
+    return "\n\n".join(paragraphs)
+
+
+def rollback_note(description: str | None, move: Move, *, restored: bool) -> str:
+    """``description`` with a rollback noted at its end: on the version ``move`` left, or on the one it restored.
+
+    The note reads ``Rolled back from champion on <when> by <user>, to v<B>: <reason>`` on the version
+    rolled back from, ``Restored as champion on <when> by <user>, replacing v<A>: <reason>`` on the
+    target. A description that already holds the note comes back unchanged, so a retried rollback adds
+    it once.
+    """
+    when, who = readable_time(move.moved_at), move.moved_by or "unknown"
+    if restored:
+        note = f"Restored as champion on {when} by {who}, replacing v{move.from_version}: {_sentence(move.reason)}"
+    else:
+        note = f"Rolled back from champion on {when} by {who}, to v{move.to_version}: {_sentence(move.reason)}"
+    text = (description or "").rstrip()
+    if note in text:
+        return text
+    return f"{text}\n\n{note}" if text else note
+
+
 #: A champion-move record: one MLflow run per move, in the model's registry experiment.
 KIND_CHAMPION_MOVE = "champion_move"
 LOCK_SUFFIX = ".mlc-lock"
@@ -138,7 +304,9 @@ class MoveLog:
             tracking.TAG_MOVED_BY: self.moved_by,
             tracking.TAG_MOVED_AT: _now(),
         }
-        run_id = tracking.get_or_create_run(client, self.experiment_id, {**self.key, tracking.TAG_MODEL: model}, tags)
+        name = f"rollback v{from_version} -> v{to_version}" if kind == "rollback" else f"promote v{to_version}"
+        key = {**self.key, tracking.TAG_MODEL: model}
+        run_id = tracking.get_or_create_run(client, self.experiment_id, key, tags, run_name=name)
         return _move(client.get_run(run_id))
 
 
@@ -196,7 +364,8 @@ def registry_lock(
             )
             break
         except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            # RESOURCE_DOES_NOT_EXIST: the lock existed, and was released before the store could say so
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 raise
         _break_if_stale(client, name, stale_after)
         if time.monotonic() > deadline:
@@ -222,6 +391,29 @@ def _break_if_stale(client: Any, name: str, stale_after: float) -> None:
         pass  # released meanwhile
 
 
+def training_facts(client: Any, run_id: str) -> tuple[str | None, int | None]:
+    """The estimator (import path, the run's ``estimator`` param) and the training rows of MLflow run ``run_id``.
+
+    The rows are those of the dataset the run logged as its ``training`` input. Either is None when
+    the run does not record it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return None, None
+    rows = None
+    for item in getattr(run.inputs, "dataset_inputs", None) or []:
+        if {tag.key: tag.value for tag in item.tags}.get("mlflow.data.context") != "training":
+            continue
+        try:
+            rows = int(json.loads(item.dataset.profile or "{}")["num_rows"])
+        except (KeyError, TypeError, ValueError):
+            rows = None
+    return run.data.params.get("estimator"), rows
+
+
 def register_and_promote(
     client: Any,
     model: str,
@@ -241,8 +433,9 @@ def register_and_promote(
     The decision is taken and carried out under the model's registry lock, against the champion as it
     is at that moment: if ``champion`` moved since the candidate was evaluated against
     ``evaluated_against``, the comparison is stale and the candidate is not promoted (unless forced).
-    Every move is recorded on the version's tags and, with ``log``, as a champion-move record. A
-    retry finds its version by MLflow run id and changes nothing more. A dry run changes nothing.
+    Every move is recorded on the version's tags and, with ``log``, as a champion-move record; the
+    version's description says the same in words (``version_description``). A retry finds its
+    version by MLflow run id and changes nothing more. A dry run changes nothing.
     """
     import mlflow
 
@@ -277,6 +470,18 @@ def register_and_promote(
         client.set_model_version_tag(model, version, tracking.TAG_DECISION, reason)
         client.set_model_version_tag(model, version, tracking.TAG_DECIDED_AT, _now())
         client.set_model_version_tag(model, version, tracking.TAG_PROMOTED, str(promote).lower())
+        estimator, train_rows = training_facts(client, run_id)
+        description = version_description(
+            version_tags,
+            promoted=promote,
+            passed=passed,
+            reason=reason,
+            checks=reasons,
+            forced=force and promote,
+            estimator=estimator,
+            train_rows=train_rows,
+        )
+        client.update_model_version(model, version, description=description)
         client.set_registered_model_alias(model, CHALLENGER, version)
         if not promote:
             return Decision(model, version, False, champion_version, None, reason)
@@ -293,7 +498,9 @@ def register_and_promote(
 def rollback(client: Any, model: str, target: str | None, reason: str, log: MoveLog) -> Move:
     """Point ``champion`` back at ``target``, or at the current champion's previous champion.
 
-    The target must exist and not be archived. The move is recorded (who, why, when) in ``log``; a
+    The target must exist and not be archived. The move is recorded (who, why, when) in ``log`` and
+    noted in the descriptions of both versions (``rollback_note``); the versions' decision tags
+    (``mlc.promotion_reason``, ``mlc.decided_at`` ...) keep the promotion decisions as they were. A
     retried rollback task finds its record and moves nothing again.
     """
     from mlflow.exceptions import MlflowException
@@ -303,6 +510,7 @@ def rollback(client: Any, model: str, target: str | None, reason: str, log: Move
     with registry_lock(client, model, holder=":".join(log.key.values())):
         done = log.find(client, model)
         if done is not None:
+            _note_rollback(client, done)  # the earlier attempt may have died before noting it
             return done
         champion = version_by_alias(client, model, CHAMPION)
         if champion is None:
@@ -321,7 +529,25 @@ def rollback(client: Any, model: str, target: str | None, reason: str, log: Move
         if target == str(champion.version):
             raise BadInputError(f"version {target} of model {model!r} is already champion")
         client.set_registered_model_alias(model, CHAMPION, target)
-        note = f"rolled back from {champion.version}: {reason}"
-        client.set_model_version_tag(model, target, tracking.TAG_DECISION, note)
-        client.set_model_version_tag(model, target, tracking.TAG_DECIDED_AT, _now())
-        return log.record(client, model, "rollback", str(champion.version), target, reason)
+        move = log.record(client, model, "rollback", str(champion.version), target, reason)
+        _note_rollback(client, move)
+        return move
+
+
+def _note_rollback(client: Any, move: Move) -> None:
+    """Add the rollback to the descriptions of both versions (``rollback_note``); a note already there is kept.
+
+    A version deleted meanwhile is passed over: the move record is what counts.
+    """
+    from mlflow.exceptions import MlflowException
+
+    for version, restored in ((move.from_version, False), (move.to_version, True)):
+        if not version:
+            continue
+        try:
+            current = client.get_model_version(move.model, version).description or ""
+        except MlflowException:
+            continue
+        noted = rollback_note(current, move, restored=restored)
+        if noted != current.rstrip():
+            client.update_model_version(move.model, version, description=noted)

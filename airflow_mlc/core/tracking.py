@@ -156,15 +156,21 @@ def monitoring_runs(client: Any, experiment_name: str, model: str) -> list[Any]:
     return sorted(runs, key=lambda run: run.data.tags.get(TAG_WINDOW_END, ""), reverse=True)
 
 
-def get_or_create_run(client: Any, experiment_id: str, key: dict[str, str], tags: dict[str, str]) -> str:
-    """The id of the run carrying all ``key`` tags (a retry or a later task finds it), created when missing."""
+def get_or_create_run(
+    client: Any, experiment_id: str, key: dict[str, str], tags: dict[str, str], run_name: str | None = None
+) -> str:
+    """The id of the run carrying all ``key`` tags (a retry or a later task finds it), created when missing.
+
+    ``tags`` are set on it either way. ``run_name`` names a new run (MLflow picks a random name
+    without one); a run found again keeps the name it has.
+    """
     found = find_runs(client, experiment_id, key)
     if found:
         run_id = str(found[0].info.run_id)
         for name, value in tags.items():
             client.set_tag(run_id, name, value)
         return run_id
-    run = client.create_run(experiment_id, tags={**key, **tags})
+    run = client.create_run(experiment_id, tags={**key, **tags}, run_name=run_name)
     client.set_terminated(run.info.run_id)
     return str(run.info.run_id)
 

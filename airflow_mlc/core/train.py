@@ -333,7 +333,10 @@ def train_and_log(
     if positive_class is not None:
         tags[tracking.TAG_POSITIVE_CLASS] = positive_class
     x_test = test[spec.features.columns]
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+    from airflow_mlc.core.registry import readable_window
+
+    window = readable_window(tags.get(tracking.TAG_WINDOW_START), tags.get(tracking.TAG_WINDOW_END))
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train {window}", tags=tags) as run:
         mlflow.log_params(
             {"estimator": spec.model.estimator, **{f"param.{k}": v for k, v in spec.model.params.items()}}
         )

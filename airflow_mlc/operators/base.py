@@ -144,7 +144,8 @@ class MLCBaseOperator(BaseOperator):
             client, self.model_spec.registry_experiment_name, self.mlflow_target.artifact_location
         )
         dag_run = context.get("dag_run")
-        user = getattr(dag_run, "triggering_user_name", None) or getattr(dag_run, "run_type", None) or "airflow"
+        run_type = getattr(dag_run, "run_type", None)
+        user = getattr(dag_run, "triggering_user_name", None) or getattr(run_type, "value", run_type) or "airflow"
         key = {k: v for k, v in self.run_tags(context).items() if k != tracking.TAG_MODEL}
         return MoveLog(experiment_id, key, moved_by=str(user))
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 class _MonitoringOperator(MLCBaseOperator):
     """What the drift and quality tasks share: the current window, the champion, the monitoring run.
 
-    Both log to one MLflow run per monitoring DAG run (experiment ``<experiment>/monitoring``), tagged
-    with the Airflow run, the window and the champion version it checked.
+    Both log to one MLflow run per monitoring DAG run (experiment ``<experiment>/monitoring``), named
+    after the window's end (``monitor 2011-05-15``) and tagged with the Airflow run, the window and the
+    champion version it checked.
     """
 
     template_fields: Sequence[str] = ("current",)
@@ -32,8 +33,12 @@ class _MonitoringOperator(MLCBaseOperator):
         return self.current.get("window") or {} if isinstance(self.current, Mapping) else {}
 
     def monitoring_run(self, client: Any, context: Context, champion: Any | None) -> tuple[str, str]:
-        """The (experiment id, run id) of this DAG run's monitoring run, created by the first task to ask."""
+        """The (experiment id, run id) of this DAG run's monitoring run, created by the first task to ask.
+
+        The run is named after the end of the window it checks: ``monitor 2011-05-15``.
+        """
         from airflow_mlc.core import tracking
+        from airflow_mlc.core.registry import readable_time
 
         spec = self.model_spec
         target = self.mlflow_target
@@ -49,7 +54,8 @@ class _MonitoringOperator(MLCBaseOperator):
             tracking.TAG_WINDOW_END: str(self.window.get("end") or ""),
             tracking.TAG_MODEL_VERSION: str(champion.version) if champion is not None else "",
         }
-        return experiment_id, tracking.get_or_create_run(client, experiment_id, key, tags)
+        name = f"monitor {readable_time(self.window.get('end')) or 'all the data'}"
+        return experiment_id, tracking.get_or_create_run(client, experiment_id, key, tags, run_name=name)
 
     def champion(self, client: Any) -> Any | None:
         from airflow_mlc.core.registry import CHAMPION, version_by_alias

@@ -40,7 +40,8 @@ class BatchPredictOperator(MLCBaseOperator):
     go to that SQL table in one transaction that first deletes the interval's earlier rows.
 
     Row counts, throughput and the distribution of the predictions are logged to one MLflow run per
-    DAG run in the experiment ``<experiment>/predictions``.
+    DAG run in the experiment ``<experiment>/predictions``, named after the window
+    (``predict 2011-04-01 .. 2011-04-08``).
 
     :param window_start: ISO 8601 start of the window (templated).
     :param window_end: ISO 8601 end of the window, exclusive (templated).
@@ -135,7 +136,11 @@ class BatchPredictOperator(MLCBaseOperator):
         experiment = f"{spec.experiment_name}/predictions"
         experiment_id = tracking.ensure_experiment(client, experiment, target.artifact_location)
         run_id = tracking.get_or_create_run(
-            client, experiment_id, self.prediction_run_key(context), self.prediction_run_tags(bounds, version, out_uri)
+            client,
+            experiment_id,
+            self.prediction_run_key(context),
+            self.prediction_run_tags(bounds, version, out_uri),
+            run_name=self.prediction_run_name(bounds),
         )
         client.log_batch(run_id, metrics=tracking.metric_entities(stats.metrics()))
         MLflowRunLink.persist(context, run_url(target.ui_url, experiment_id, run_id))
@@ -178,6 +183,14 @@ class BatchPredictOperator(MLCBaseOperator):
             tracking.TAG_DAG_ID: self.dag_id,
             tracking.TAG_RUN_ID: context["run_id"],
         }
+
+    @staticmethod
+    def prediction_run_name(bounds: dict[str, str | None]) -> str:
+        """The prediction run's name, after its window: ``predict 2011-04-01 .. 2011-04-08``."""
+        from airflow_mlc.core.registry import readable_time
+
+        start, end = readable_time(bounds["start"]), readable_time(bounds["end"])
+        return f"predict {start} .. {end}" if start else f"predict up to {end}"
 
     @staticmethod
     def prediction_run_tags(bounds: dict[str, str | None], version: str, out_uri: str) -> dict[str, str]:

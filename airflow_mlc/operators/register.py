@@ -23,8 +23,9 @@ class RegisterModelOperator(MLCBaseOperator):
     reason and the previous champion as tags (``mlc.*``), with the training run's tags and the
     evaluation behind it (``mlc.score``, ``mlc.champion_score``, ``mlc.scored_on``, ``mlc.scored_rows``,
     ``mlc.improvement`` and its interval ``mlc.improvement_ci_low`` / ``_high`` at ``mlc.confidence``);
-    the champion-move record carries the same evidence. With
-    ``registry_dry_run`` nothing in the registry changes.
+    the champion-move record carries the same evidence. The version's description says it in words:
+    what was trained on which window, the decision, and why. With ``registry_dry_run`` nothing in the
+    registry changes.
 
     :param training: the train task's result (``run_id``, ``model_uri``).
     :param evaluation: the evaluate task's result (``passed``, ``reasons``).

@@ -17,8 +17,10 @@ class RollbackOperator(MLCBaseOperator):
 
     The target must exist and not be archived, and a reason is required. The move runs under the
     model's registry lock and is recorded in the ``<experiment>/champion-moves`` experiment with who
-    (the user who triggered the run), why and when; ``champion_history`` reads the record back. A
-    retried task finds its record and moves nothing again.
+    (the user who triggered the run), why and when; ``champion_history`` reads the record back. The
+    descriptions of both versions get a note of it (``Rolled back from champion on ...`` and
+    ``Restored as champion on ...``); their ``mlc.*`` decision tags, such as ``mlc.promotion_reason``,
+    keep the promotion decisions as they were. A retried task finds its record and moves nothing again.
 
     :param target_version: the version to make champion (templated); empty: the previous champion.
     :param reason: why (templated, required).

@@ -44,6 +44,7 @@ def test_drift_triggers_a_retraining_that_takes_champion_only_when_better(airflo
     assert quality["labelled_rows"] == drift["current_rows"] and quality["degraded"] is False
     assert asset_event_ids(spec.retrain_asset_uri) == []
     monitoring_run = client.get_run(drift["monitoring_run_id"])
+    assert monitoring_run.info.run_name == "monitor 2011-04-01"
     assert monitoring_run.data.tags[tracking.TAG_DRIFT_DETECTED] == "false"
     assert monitoring_run.data.tags[tracking.TAG_RETRAIN_REQUESTED] == "false"
     assert {a.path for a in client.list_artifacts(monitoring_run.info.run_id)} == {"drift", "quality"}
@@ -101,6 +102,9 @@ def test_drift_triggers_a_retraining_that_takes_champion_only_when_better(airflo
         ("rollback", "2", "1"),
     ]
     assert history[-1].reason == "spring model misbehaves" and history[-1].run_id == rolled.run_id
+    spring_model = client.get_model_version(spec.name, "2").description
+    assert "\n\nPromoted to champion: rmse " in spring_model and " vs champion v1 " in spring_model
+    assert spring_model.endswith(", to v1: spring model misbehaves.")
 
 
 def event_extra(event_id: int) -> dict:

@@ -77,3 +77,7 @@ def test_predictions_match_the_model_and_reruns_replace_their_interval(
     experiment = client.get_experiment_by_name(f"{spec.experiment_name}/predictions")
     runs = client.search_runs([experiment.experiment_id])
     assert {run.data.metrics["rows"] for run in runs} == {len(week), len(pd.read_parquet(other_uri))}
+    assert {run.info.run_name for run in runs} == {
+        "predict 2011-04-01 .. 2011-04-08",
+        "predict 2011-04-08 .. 2011-04-15",
+    }

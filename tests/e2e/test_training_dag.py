@@ -65,6 +65,8 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     assert version.tags["mlc.run_id"] == first.run_id
     assert version.tags["mlc.window_end"] == "2011-04-01T00:00:00+00:00"
     assert version.tags["mlc.promoted"] == "true"
+    trained = "Hist gradient boosting regressor trained on 2011-01-01 .. 2011-04-01 ("
+    assert version.description.startswith(trained) and "\n\nPromoted to champion: rmse " in version.description
     assert Path(version.tags["mlc.train_data_uri"]).exists()
     run = client.get_run(version.run_id)
     assert run.data.metrics["eval_rmse"] < 150
@@ -87,6 +89,19 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     assert challenger.version == 2
     assert challenger.tags["mlc.promoted"] == "false"
     assert "does not beat the champion" in challenger.tags["mlc.promotion_reason"]
+    assert challenger.description.startswith("Dummy regressor trained on 2011-01-01 .. 2011-04-01 (")
+    assert "\n\nRejected: rmse " in challenger.description
+    assert "\n\nWhy: the evaluation failed:\n- does not beat the champion" in challenger.description
+
+    # a rollback notes the move in both descriptions and leaves the decision tags alone
+    rolled = run_dag("mlc_bikes_e2e_rollback", conf={"target_version": "2", "reason": "try the dummy"})
+    assert str(rolled.state) == "success" and champion_version(client, "bikes_e2e") == "2"
+    restored, left = client.get_model_version("bikes_e2e", "2"), client.get_model_version("bikes_e2e", "1")
+    assert restored.tags == challenger.tags and left.tags == version.tags
+    assert restored.description.startswith(challenger.description + "\n\nRestored as champion on ")
+    assert restored.description.endswith(", replacing v1: try the dummy.")
+    assert left.description.startswith(version.description + "\n\nRolled back from champion on ")
+    assert left.description.endswith(", to v2: try the dummy.")
 
 
 def test_classification_run_promotes_a_model_that_predicts(airflow_db: Path, tmp_path: Path) -> None:
