@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast lint typecheck lock clean bench bench-drift bench-predict bench-decisions
+.PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -21,6 +21,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/demo.py
 
+# The Airflow UI on the demo's home, on 127.0.0.1 only, with the demo's DAGs and runs (Ctrl-C stops it).
+.PHONY: ui
+UI_PORT ?= 8080
+ui: $(STAMP)
+	AIRFLOW_HOME=$(DEMO_HOME) $(BIN)/python scripts/ui.py --port $(UI_PORT)
+
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_mlc dags tests scripts benchmarks docker
 	$(BIN)/ruff format --check airflow_mlc dags tests scripts benchmarks docker
@@ -28,13 +34,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy airflow_mlc
 
-# Every tier, the integration tier included (it needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379).
-test: lint typecheck
+# The browser tier's headless Chromium and its driver, from Debian's packages (root), when either is missing.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "installing chromium and chromium-driver (the browser tier)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+# Every tier, the integration and browser tiers included (they need PostgreSQL on 127.0.0.1:5432 and Redis on
+# 127.0.0.1:6379; the browser tier Chromium and chromedriver, installed by browser-deps).
+test: lint typecheck browser-deps
 	$(BIN)/python -m pytest
 
-# Every tier but the integration one: no services needed.
+# Every tier but the integration and browser ones: no services needed.
 test-fast: lint typecheck
-	$(BIN)/python -m pytest -m "not integration"
+	$(BIN)/python -m pytest -m "not integration and not browser"
 
 # Size and time of the drift and quality reports on 10k and 100k-row windows.
 bench-drift: $(STAMP)

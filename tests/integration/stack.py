@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -221,9 +221,20 @@ class Airflow:
 
 
 def airflow_env(
-    home: Path, database_url: str, api_port: int, specs: Path, executor: str, broker: str | None, queue: str
+    home: Path,
+    database_url: str,
+    api_port: int,
+    specs: Path,
+    executor: str,
+    broker: str | None,
+    queue: str,
+    roles: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The configuration shared by every Airflow process of one deployment, as environment variables."""
+    """The configuration shared by every Airflow process of one deployment, as environment variables.
+
+    ``roles`` maps each simple auth manager user to its role; default: ``ADMIN`` alone, as admin.
+    """
+    roles = roles or {ADMIN[0]: "admin"}
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -232,7 +243,7 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__FERNET_KEY": fernet_key(),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN[0]}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in roles.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         # Task runners report to the API server's execution API: it must name the port in use.
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
@@ -262,15 +273,27 @@ def fernet_key() -> str:
     return Fernet.generate_key().decode()
 
 
-def start_airflow(stack: contextlib.ExitStack, workdir: Path, database_url: str, specs: Path, executor: str) -> Airflow:
-    """Migrate the metadata DB, then start the API server, scheduler, DAG processor, triggerer (and a worker)."""
+def start_airflow(
+    stack: contextlib.ExitStack,
+    workdir: Path,
+    database_url: str,
+    specs: Path,
+    executor: str,
+    users: Mapping[str, tuple[str, str]] | None = None,
+) -> Airflow:
+    """Migrate the metadata DB, then start the API server, scheduler, DAG processor, triggerer (and a worker).
+
+    ``users`` maps each simple auth manager user to its (password, role); default: ``ADMIN`` alone, as admin.
+    """
+    users = users or {ADMIN[0]: (ADMIN[1], "admin")}
     home = workdir / "airflow"
     home.mkdir()
-    (home / "passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
+    (home / "passwords.json").write_text(json.dumps({user: password for user, (password, _) in users.items()}))
     api_port = free_port()
     celery = executor == "CeleryExecutor"
     queue = f"mlc-{secrets.token_hex(4)}"  # a queue of its own on the shared Redis
-    env = airflow_env(home, database_url, api_port, specs, executor, REDIS if celery else None, queue)
+    roles = {user: role for user, (_, role) in users.items()}
+    env = airflow_env(home, database_url, api_port, specs, executor, REDIS if celery else None, queue, roles)
     airflow = Airflow(home, env, f"http://127.0.0.1:{api_port}")
     airflow.cli("db", "migrate")
     commands = {
