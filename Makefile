@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions
+.PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions bench-ui
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -64,8 +64,12 @@ BENCH_WINDOWS ?= 30
 bench-decisions: $(STAMP)
 	$(BIN)/python benchmarks/decision_quality.py --windows $(BENCH_WINDOWS)
 
+# How fast the Models page answers for 200 versions and 1,000 monitoring runs (builds the history: a few minutes).
+bench-ui: $(STAMP)
+	$(BIN)/python benchmarks/models_page.py
+
 # Every benchmark.
-bench: bench-drift bench-predict bench-decisions
+bench: bench-drift bench-predict bench-decisions bench-ui
 
 # Re-pin every dependency (CI installs exactly constraints.txt).
 lock:

@@ -107,9 +107,14 @@ def create_app() -> FastAPI:
             raise HTTPException(403, "the form is stale or was not sent by this page: reload it and try again")
         if not reason.strip() or not version.strip():
             raise HTTPException(422, "a rollback needs a version and a reason")
-        run_id, _ = trigger_rollback(
-            history.dag_ids(spec.name)["rollback"], version.strip(), reason.strip(), user.get_name()
-        )
+        try:
+            run_id, _ = trigger_rollback(
+                history.dag_ids(spec.name)["rollback"], version.strip(), reason.strip(), user.get_name()
+            )
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from exc
         from urllib.parse import quote
 
         return RedirectResponse(

@@ -116,18 +116,29 @@ def paused_flags(dag_ids: Sequence[str]) -> dict[str, bool | None]:
 
 
 def trigger_rollback(dag_id: str, version: str, reason: str, user: str) -> tuple[str, str]:
-    """Trigger the rollback DAG as ``user``; returns the new run's (run id, state)."""
+    """Trigger the rollback DAG as ``user``; returns the new run's (run id, state).
+
+    Raises:
+        LookupError: Airflow does not know the DAG (its DAG file was not parsed yet).
+        ValueError: Airflow refused the run (its params, or a run of that id exists).
+    """
     from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import AirflowBadRequest, DagNotFound
     from airflow.utils.types import DagRunTriggeredByType
 
-    run = trigger_dag(
-        dag_id,
-        triggered_by=DagRunTriggeredByType.UI,
-        triggering_user_name=user,
-        conf={"target_version": version, "reason": reason},
-    )
+    try:
+        run = trigger_dag(
+            dag_id,
+            triggered_by=DagRunTriggeredByType.UI,
+            triggering_user_name=user,
+            conf={"target_version": version, "reason": reason},
+        )
+    except DagNotFound as exc:
+        raise LookupError(f"Airflow does not know the DAG {dag_id} yet: {exc}") from exc
+    except (AirflowBadRequest, ValueError) as exc:  # ParamValidationError is a ValueError
+        raise ValueError(f"Airflow refused a run of {dag_id}: {exc}") from exc
     if run is None:
-        raise LookupError(f"DAG {dag_id} is not known to Airflow yet")
+        raise LookupError(f"Airflow does not know the DAG {dag_id} yet")
     return run.run_id, str(getattr(run.state, "value", run.state))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,15 @@ def api(airflow_db: Path) -> Iterator[Any]:
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from fastapi.testclient import TestClient
 
+    secret = pytest.MonkeyPatch()
+    secret.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_urlsafe(32))  # signs the tokens and form tokens
     DagBundlesManager().sync_bundles_to_db()
     sync_bag_to_db(DagBag(dag_folder=str(DAGS_DIR)), "dags-folder", None)
-    with TestClient(create_app()) as client:
-        yield client
+    try:
+        with TestClient(create_app()) as client:
+            yield client
+    finally:
+        secret.undo()
 
 
 def token(role: str) -> dict[str, str]:
