@@ -373,7 +373,7 @@ def retrain_requests(windows: Sequence[MonitoringWindow], training_runs: Iterabl
         if window.retrain_requested is None:
             continue
         if not window.retrain_requested:
-            if "no signal" in window.retrain_reason or not window.retrain_reason:
+            if not (window.drift_detected or window.quality_degraded):  # no signal: nothing was held back
                 continue
             requests.append(
                 RetrainRequest(window.run_id, window.window_end, window.retrain_reason, "suppressed", None, None, "")

@@ -43,14 +43,12 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def model_list(request: Request, user: User) -> HTMLResponse:
-        specs, problems = load_specs()
-        rows = [model_summary(spec) for spec in specs if can_read(user, spec)]
+        rows, problems = readable_summaries(user)
         return render(request, "models.html", models=rows, problems=problems)
 
     @app.get("/api/models")
     def model_list_json(user: User) -> JSONResponse:
-        specs, problems = load_specs()
-        rows = [model_summary(spec) for spec in specs if can_read(user, spec)]
+        rows, problems = readable_summaries(user)
         return JSONResponse({"models": [history.plain(row) for row in rows], "invalid_specs": problems})
 
     @app.get("/models/{name}", response_class=HTMLResponse)
@@ -265,6 +263,12 @@ def model_data(spec: ModelLifecycleSpec, page_token: str | None = None) -> tuple
         "older_versions": registry["next_page"],
     }
     return page, links
+
+
+def readable_summaries(user: BaseUser) -> tuple[list[history.ModelSummary], dict[str, str]]:
+    """The list rows of the models the user may read, and the errors of the invalid spec files."""
+    specs, problems = load_specs()
+    return [model_summary(spec) for spec in specs if can_read(user, spec)], problems
 
 
 def model_summary(spec: ModelLifecycleSpec) -> history.ModelSummary:
