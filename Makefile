@@ -12,8 +12,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip install --quiet --python $(BIN)/python -r constraints.txt
-	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	uv pip install --quiet --compile-bytecode --python $(BIN)/python -r constraints.txt
+	uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)

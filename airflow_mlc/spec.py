@@ -132,6 +132,12 @@ class ModelSpec(_Strict):
     estimator: str = Field(description="Import path of a scikit-learn estimator class.")
     params: dict[str, Any] = {}
     search: SearchSpec | None = None
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Native (OpenMP, BLAS) threads the training task may use; default: its pool slots. "
+        "Every other task uses its pool slots (one by default).",
+    )
 
     @field_validator("estimator")
     @classmethod
