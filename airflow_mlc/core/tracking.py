@@ -212,20 +212,10 @@ def metric_key(name: str) -> str:
 
 
 def import_skops() -> Any:
-    """``skops.io``, which stores the models, imported without a flood of warnings.
+    """``skops.io``, which stores the models (see :mod:`airflow_mlc.core.skops_import` for why it is special)."""
+    from airflow_mlc.core.skops_import import import_skops_io
 
-    On import, skops finds the module of each SciPy ufunc by reading its name on every module in
-    ``sys.modules``. In an Airflow task that reads Airflow's deprecated shim modules too, and each read
-    would log a deprecation warning: about a thousand lines in the task log.
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import skops.io
-
-    return skops.io
+    return import_skops_io()
 
 
 def load_model(uri: str, flavor: str = "sklearn") -> Any:
