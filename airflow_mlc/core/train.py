@@ -210,16 +210,21 @@ def gate_scorer(spec: ModelLifecycleSpec, classes: tuple[Any, ...], positive: An
     )
 
 
-def fit(spec: ModelLifecycleSpec, train: pd.DataFrame) -> tuple[Any, dict[str, Any], float | None]:
+def fit(spec: ModelLifecycleSpec, train: pd.DataFrame, threads: int = 1) -> tuple[Any, dict[str, Any], float | None]:
     """Fit the pipeline (with the spec's search, if any); returns it, the best params and the CV score.
 
     The search scores the gate metric (as the evaluation computes it, of the positive class) unless
     ``search.scoring`` names a scikit-learn scorer. The CV score is None when no candidate had one.
 
+    The search fits its candidates one after the other (``n_jobs=1``), so the cores go to the fit
+    itself: its native (OpenMP, BLAS) threads, which the caller limits, and ``threads`` joblib worker
+    threads for a step whose ``n_jobs`` is unset. An ``n_jobs`` in ``model.params`` is kept.
+
     Raises:
         BadInputError: an invalid parameter value (named with the estimator), or the fit failed on
             these rows (as it would again).
     """
+    from joblib import parallel_config
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
     pipeline = build_pipeline(spec)
@@ -227,19 +232,21 @@ def fit(spec: ModelLifecycleSpec, train: pd.DataFrame) -> tuple[Any, dict[str, A
     x, y = train[spec.features.columns], train[spec.target]
     search = spec.model.search
     if search is None:
-        _fit(spec, pipeline, x, y)
+        with parallel_config(n_jobs=threads, prefer="threads"):
+            _fit(spec, pipeline, x, y)
         return pipeline, {}, None
     _check_space(spec, pipeline.named_steps[MODEL_STEP])
     space = {f"{MODEL_STEP}__{name}": values for name, values in search.space.items()}
     scoring = search.scoring or gate_scorer(spec, classes, positive)
     folds = _folds(spec, search.cv)
     if search.method == "grid":
-        searcher: Any = GridSearchCV(pipeline, space, cv=folds, scoring=scoring)
+        searcher: Any = GridSearchCV(pipeline, space, cv=folds, scoring=scoring, n_jobs=1)
     else:
         searcher = RandomizedSearchCV(
-            pipeline, space, n_iter=search.n_iter, cv=folds, scoring=scoring, random_state=spec.split.seed
+            pipeline, space, n_iter=search.n_iter, cv=folds, scoring=scoring, random_state=spec.split.seed, n_jobs=1
         )
-    _fit(spec, searcher, x, y)
+    with parallel_config(n_jobs=threads, prefer="threads"):
+        _fit(spec, searcher, x, y)
     best = {name.removeprefix(f"{MODEL_STEP}__"): value for name, value in searcher.best_params_.items()}
     cv_score = float(searcher.best_score_)
     lower_is_better = search.scoring.startswith("neg_") if search.scoring else spec.gates.metric in LOWER_IS_BETTER
@@ -283,6 +290,7 @@ def train_and_log(
     target: tracking.MlflowTarget,
     run_tags: dict[str, str],
     data_uris: tuple[str, str],
+    threads: int = 1,
 ) -> TrainResult:
     """Fit on ``train``, score on ``test`` and log everything to one MLflow run.
 
@@ -292,7 +300,7 @@ def train_and_log(
     registered) and a new run is logged beside it.
 
     A classification's run records the model's classes and its positive class (binary) as tags; the
-    test metrics are of that positive class.
+    test metrics are of that positive class. ``threads`` is what the fit may use (see :func:`fit`).
 
     Raises:
         BadInputError: before any run is created, when the parameters are invalid, the positive class
@@ -315,7 +323,7 @@ def train_and_log(
             client.delete_run(run.info.run_id)
 
     _, positive = training_classes(spec, train)
-    model, best_params, cv_score = fit(spec, train)
+    model, best_params, cv_score = fit(spec, train, threads)
     metric = spec.gates.metric
     unavailable = gate_metric_available(metric, model)
     if unavailable:

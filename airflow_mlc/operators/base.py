@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Union
 
@@ -55,6 +56,47 @@ def retrain_request(context: Context, asset_uri: str) -> dict[str, Any] | None:
         "source_run_id": event.source_run_id,
         "timestamp": event.timestamp.isoformat(),
     }
+
+
+#: The variable each native thread pool reads when its library loads, by threadpoolctl's internal API name.
+THREAD_VARIABLES = {"openmp": "OMP_NUM_THREADS", "openblas": "OPENBLAS_NUM_THREADS", "mkl": "MKL_NUM_THREADS"}
+
+
+@contextmanager
+def native_thread_limit(threads: int, environment_wins: bool = True) -> Iterator[dict[str, int]]:
+    """While active, OpenMP and BLAS thread pools use at most ``threads`` threads.
+
+    When ``environment_wins`` (``threads`` is a default, not the spec's choice), a variable of
+    ``THREAD_VARIABLES`` already set (to a whole number of at least 1) in the task's environment takes
+    precedence for its library: ``OMP_NUM_THREADS`` for OpenMP (scikit-learn's histogram gradient
+    boosting, for one), ``OPENBLAS_NUM_THREADS`` for OpenBLAS, ``MKL_NUM_THREADS`` for MKL. Every other
+    variable is set to ``threads`` (for the libraries the task loads from now on, and for the processes it
+    starts), and the pools of the libraries already loaded are limited with threadpoolctl (another
+    library, BLIS say, to ``threads``). The variables are restored on exit. Yields the limit of each
+    library family (threadpoolctl's internal API name).
+    """
+    from threadpoolctl import ThreadpoolController
+
+    limits, previous = {}, {}
+    for api, variable in THREAD_VARIABLES.items():
+        given = os.environ.get(variable, "").strip()
+        if environment_wins and given.isdigit() and int(given) >= 1:
+            limits[api] = int(given)
+        else:
+            previous[variable] = os.environ.get(variable)
+            os.environ[variable] = str(threads)
+            limits[api] = threads
+    controller = ThreadpoolController()
+    by_library = {lib.filepath: limits.get(lib.internal_api, threads) for lib in controller.lib_controllers}
+    try:
+        with controller.limit(limits=by_library):
+            yield limits
+    finally:
+        for variable, value in previous.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
 
 
 def flag(value: bool | str) -> bool:
@@ -149,11 +191,23 @@ class MLCBaseOperator(BaseOperator):
         key = {k: v for k, v in self.run_tags(context).items() if k != tracking.TAG_MODEL}
         return MoveLog(experiment_id, key, moved_by=str(user))
 
+    @property
+    def spec_threads(self) -> int | None:
+        """The native (OpenMP, BLAS) threads the spec gives this task; None: the default (see :attr:`threads`)."""
+        return None
+
+    @property
+    def threads(self) -> int:
+        """The native threads this task may use: :attr:`spec_threads`, else its pool slots."""
+        return self.spec_threads or int(self.pool_slots)
+
     def execute(self, context: Context) -> Any:
-        try:
-            return self.execute_phase(context)
-        except BadInputError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        """Run the phase within the task's native thread limit (see ``native_thread_limit``)."""
+        with native_thread_limit(self.threads, environment_wins=self.spec_threads is None):
+            try:
+                return self.execute_phase(context)
+            except BadInputError as exc:
+                raise AirflowFailException(str(exc)) from exc
 
     def execute_phase(self, context: Context) -> Any:
         """The phase's work; a ``BadInputError`` fails the task without retries."""

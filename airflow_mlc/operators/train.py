@@ -33,6 +33,11 @@ class TrainModelOperator(MLCBaseOperator):
         super().__init__(**kwargs)
         self.split = split
 
+    @property
+    def spec_threads(self) -> int | None:
+        """The spec's ``model.threads``."""
+        return self.model_spec.model.threads
+
     def execute_phase(self, context: Context) -> dict[str, Any]:
         from airflow_mlc.core import tracking
         from airflow_mlc.core.storage import read_parquet
@@ -60,6 +65,7 @@ class TrainModelOperator(MLCBaseOperator):
             target,
             tags,
             (split["train_uri"], split["test_uri"]),
+            threads=self.threads,
         )
         self.log.info("MLflow run %s (reused: %s): test metrics %s", result.run_id, result.reused, result.test_metrics)
         MLflowRunLink.persist(context, run_url(target.ui_url, result.experiment_id, result.run_id))
