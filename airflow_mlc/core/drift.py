@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from airflow_mlc.core import tracking
+from airflow_mlc.core import storage, tracking
 from airflow_mlc.core.compare import metric_interval, unpaired_comparison
+from airflow_mlc.core.drift_stats import (
+    CATEGORICAL,
+    EFFECT_SIZE_ROWS,
+    METHODS,
+    NUMERIC,
+    ColumnDrift,
+    ColumnProfile,
+    Columns,
+    FrameColumns,
+    ReferenceProfile,
+    column_drift,
+    load_reference_profile,
+    profile_frame,
+    sample_indices,
+    store_reference_profile,
+    take_rows,
+)
 from airflow_mlc.core.metrics import Predictions, compute, compute_all, model_features, predict, why_undefined
+from airflow_mlc.core.storage import Storage
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import LOWER_IS_BETTER, ModelLifecycleSpec
 
 
 class NothingToMonitorError(BadInputError):
     """No champion exists yet and the spec names no fixed reference: there is nothing to compare with."""
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    column: str
-    method: str
-    threshold: float | None
-    score: float
-    drifted: bool
 
 
 @dataclass(frozen=True)
@@ -104,9 +115,13 @@ class QualityResult:
 
 
 def _check_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
+    _check_names(list(frame.columns), columns, what)
+
+
+def _check_names(present: list[str], columns: list[str], what: str) -> None:
+    missing = [c for c in columns if c not in present]
     if missing:
-        raise DataError(f"{what}: columns {missing} are missing (columns present: {list(frame.columns)})")
+        raise DataError(f"{what}: columns {missing} are missing (columns present: {present})")
 
 
 def _definition(spec: ModelLifecycleSpec, columns: list[str], **tasks: Any) -> Any:
@@ -117,53 +132,56 @@ def _definition(spec: ModelLifecycleSpec, columns: list[str], **tasks: Any) -> A
     return DataDefinition(numerical_columns=numeric, categorical_columns=categorical, **tasks)
 
 
-#: Evidently judges a column by an effect-size distance at a fixed threshold above this many reference rows.
-EFFECT_SIZE_ROWS = 1000
+#: Rows of each side the Evidently reports are built from: a larger side is sampled (seeded) down to it.
+#: The verdicts and scores are computed on every row; only the HTML and JSON reports show the sample.
+REPORT_SAMPLE_ROWS = 20_000
+
+#: The seed of the report samples, so a re-run shows the same rows.
+REPORT_SAMPLE_SEED = 0
+
+#: Where the reference profiles live below the artifact root, one folder per reference URI.
+PROFILE_FOLDER = "drift-profiles"
 
 
-def small_sample_methods(
-    spec: ModelLifecycleSpec, columns: list[str], reference: pd.DataFrame, current: pd.DataFrame
-) -> dict[str, str]:
-    """P-value tests for the columns left to the default when the monitored window is small.
+def drift_kinds(spec: ModelLifecycleSpec) -> dict[str, str]:
+    """Each drift column's kind: numeric for the spec's numeric columns, categorical for the others."""
+    return {c: NUMERIC if c in spec.numeric_columns else CATEGORICAL for c in spec.drift_columns}
+
+
+def _column_test(spec: ModelLifecycleSpec, column: str) -> tuple[str | None, float | None, bool]:
+    """The spec's method and threshold for ``column`` (None: Evidently's default), and whether both are left to it."""
+    settings = spec.monitoring.drift
+    own = settings.per_column.get(column)
+    method = (own.method if own is not None else None) or settings.method
+    threshold = own.threshold if own is not None and own.threshold is not None else settings.threshold
+    return method, threshold, method is None and threshold is None
+
+
+def small_window(spec: ModelLifecycleSpec, column: str, reference_rows: int, current_rows: int) -> bool:
+    """Whether ``column`` is judged by a p-value test because the monitored window is small.
 
     Evidently picks a column's test by the size of the reference alone: above 1,000 rows, a normed
     Wasserstein or Jensen-Shannon distance at a fixed threshold of 0.1. On a window of a few hundred
-    rows, sampling noise alone reaches that distance, so stationary windows would drift. When either
-    sample holds at most 1,000 rows, the columns the spec leaves to the default are judged as Evidently
-    judges small samples: Kolmogorov-Smirnov for numbers of more than 5 values, chi-square for other
-    columns, a Z-test for two values (p-value threshold 0.05).
+    rows, sampling noise alone reaches that distance, so stationary windows would drift. When the window
+    holds at most 1,000 rows, the columns the spec leaves to the default (no method and no threshold,
+    neither at the top nor their own) are judged as Evidently judges small samples: Kolmogorov-Smirnov
+    for numbers of more than 5 values, chi-square for other columns, a Z-test for two values
+    (p-value threshold 0.05).
     """
     settings = spec.monitoring.drift
-    if settings.method or settings.threshold is not None or len(reference) <= EFFECT_SIZE_ROWS:
-        return {}  # the spec chose, or Evidently already uses the small-sample tests
-    if len(current) > EFFECT_SIZE_ROWS:
-        return {}
-    chosen = {}
-    for column in columns:
-        own = settings.per_column.get(column)
-        if own is not None and (own.method or own.threshold is not None):
-            continue
-        values = pd.concat([reference[column], current[column]]).nunique()
-        if column in spec.numeric_columns and values > 5:
-            chosen[column] = "ks"
-        else:
-            chosen[column] = "chisquare" if values > 2 else "z"
-    return chosen
+    if settings.method or settings.threshold is not None or reference_rows <= EFFECT_SIZE_ROWS:
+        return False  # the spec chose, or Evidently already uses the small-sample tests
+    return current_rows <= EFFECT_SIZE_ROWS and _column_test(spec, column)[2]
 
 
-def _drift_preset(spec: ModelLifecycleSpec, columns: list[str], defaults: dict[str, str]) -> Any:
+def _drift_preset(spec: ModelLifecycleSpec, drifts: list[ColumnDrift]) -> Any:
     from evidently.presets import DataDriftPreset
 
-    settings = spec.monitoring.drift
-    methods = {**defaults, **{c: s.method for c, s in settings.per_column.items() if s.method}}
-    thresholds = {c: s.threshold for c, s in settings.per_column.items() if s.threshold is not None}
     return DataDriftPreset(
-        columns=columns,
-        drift_share=settings.drift_share,
-        method=settings.method,
-        threshold=settings.threshold,
-        per_column_method=methods or None,
-        per_column_threshold=thresholds or None,
+        columns=[d.column for d in drifts],
+        drift_share=spec.monitoring.drift.drift_share,
+        per_column_method={d.column: d.method for d in drifts},
+        per_column_threshold={d.column: d.threshold for d in drifts if d.threshold is not None},
     )
 
 
@@ -194,9 +212,11 @@ def _status(test: dict[str, Any]) -> str:
 
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, spec: ModelLifecycleSpec) -> tuple[DriftResult, Any]:
-    """Compare ``current`` with ``reference`` on the spec's drift columns; returns the verdict and the snapshot."""
-    from evidently import Dataset, Report
+    """Compare ``current`` with ``reference`` on the spec's drift columns; returns the verdict and the snapshot.
 
+    Both frames are in memory; :func:`reference_profile` and :func:`compare_with_profile` compare a
+    window with a stored reference a column at a time.
+    """
     columns = spec.drift_columns
     if current.empty:
         raise EmptyWindowError("the monitored window holds no rows: there is nothing to compare")
@@ -204,20 +224,46 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, spec: ModelLife
         raise DataError("the reference dataset holds no rows")
     _check_columns(current, columns, "the monitored window")
     _check_columns(reference, columns, "the reference dataset")
-    definition = _definition(spec, columns)
-    from evidently.legacy.calculations.stattests.registry import StatTestNotFoundError
+    profile = profile_frame(reference, drift_kinds(spec), REPORT_SAMPLE_ROWS, REPORT_SAMPLE_SEED)
+    return compare_with_profile(profile, FrameColumns(current), spec)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            preset = _drift_preset(spec, columns, small_sample_methods(spec, columns, reference, current))
-            snapshot = Report([preset], include_tests=True).run(
-                reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-                current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-            )
-        except StatTestNotFoundError as exc:
-            raise BadInputError(f"monitoring.drift: {exc}") from None
-    drifts = column_drifts(snapshot)
+
+def compare_with_profile(
+    reference: ReferenceProfile, current: Columns, spec: ModelLifecycleSpec
+) -> tuple[DriftResult, Any]:
+    """The drift verdict of every row of ``current`` against the reference's profile, and Evidently's report.
+
+    The window is read a column at a time: each column is profiled, scored and let go before the next
+    (:mod:`airflow_mlc.core.drift_stats`). The Evidently ``DataDriftPreset`` report, with the same method
+    and threshold per column, is built from at most :data:`REPORT_SAMPLE_ROWS` rows of each side.
+
+    Raises:
+        EmptyWindowError: the window holds no rows.
+        DataError: the window lacks a drift column, or a column holds no values.
+        BadInputError: the spec names a method Evidently does not know or that does not fit the column.
+    """
+    result, sample = drift_verdict(reference, current, spec)
+    return result, _drift_snapshot(spec, reference.sample, sample, result.columns)
+
+
+def drift_verdict(
+    reference: ReferenceProfile, current: Columns, spec: ModelLifecycleSpec
+) -> tuple[DriftResult, pd.DataFrame]:
+    """The verdict of :func:`compare_with_profile`, and the window's sample of rows for the report."""
+    if current.rows == 0:
+        raise EmptyWindowError("the monitored window holds no rows: there is nothing to compare")
+    _check_names(current.names, list(reference.kinds), "the monitored window")
+    rows = sample_indices(current.rows, REPORT_SAMPLE_ROWS, REPORT_SAMPLE_SEED)
+    sample = {}
+    drifts = []
+    for column, kind in reference.kinds.items():
+        data = current.column(column)
+        sample[column] = take_rows(data, rows)
+        profile = ColumnProfile.of(column, data, kind, "the monitored window")
+        del data
+        method, threshold, _ = _column_test(spec, column)
+        small = small_window(spec, column, reference.rows, current.rows)
+        drifts.append(column_drift(column, reference.column(column), profile, method, threshold, small))
     drifted = {d.column: d.score for d in drifts if d.drifted}
     share = len(drifted) / len(drifts)
     threshold = spec.monitoring.drift.drift_share
@@ -227,10 +273,70 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, spec: ModelLife
         drift_share=threshold,
         drifted_columns=drifted,
         columns=drifts,
-        reference_rows=len(reference),
-        current_rows=len(current),
+        reference_rows=reference.rows,
+        current_rows=current.rows,
     )
-    return result, snapshot
+    return result, pd.DataFrame(sample)
+
+
+def _drift_snapshot(
+    spec: ModelLifecycleSpec, reference: pd.DataFrame, current: pd.DataFrame, drifts: list[ColumnDrift]
+) -> Any:
+    """Evidently's drift report of the samples, each column tested with the method and threshold of its verdict.
+
+    A numeric column judged by a test of categories (chi-square or Z, which Evidently picks for few
+    distinct values) is declared categorical, the only kind Evidently accepts these tests for by name.
+    """
+    from evidently import Dataset, Report
+
+    columns = [d.column for d in drifts]
+    definition = _definition(spec, columns)
+    as_categories = {d.column for d in drifts if d.method in METHODS and NUMERIC not in METHODS[d.method].kinds}
+    definition.numerical_columns = [c for c in definition.numerical_columns if c not in as_categories]
+    definition.categorical_columns = [*definition.categorical_columns, *(c for c in columns if c in as_categories)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Report([_drift_preset(spec, drifts)], include_tests=True).run(
+            reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+            current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+        )
+
+
+def reference_profile(location: str, spec: ModelLifecycleSpec, artifacts: Storage) -> ReferenceProfile:
+    """The reference's drift profile, read from the artifact root, or built and stored there first.
+
+    The profile lives in ``<artifact root>/drift-profiles/<hash of the reference URI>/`` and is reused
+    by every later run against the same reference (the same champion's training data) while the file
+    keeps its size and modification time (ETag on S3) and the drift columns keep their kinds;
+    otherwise it is built again. A Parquet reference is read a column at a time; a CSV file at once.
+
+    Raises:
+        DataError: the reference does not exist, cannot be read, holds no rows, or lacks a drift column.
+    """
+    options = artifacts.options
+    storage.require_local_file(location)
+    try:
+        signature = storage.signature(location, options)
+    except FileNotFoundError:
+        raise DataError(f"file {location!r} does not exist") from None
+    folder = artifacts.uri(PROFILE_FOLDER, hashlib.sha256(location.encode()).hexdigest()[:16])
+    kinds = drift_kinds(spec)
+    stored = load_reference_profile(folder, kinds, signature, options)
+    if stored is not None:
+        return stored
+    with ExitStack() as stack:
+        if location.endswith(".csv"):
+            source: Columns = FrameColumns(storage.read_file(location, "csv", options))
+        else:
+            source = stack.enter_context(storage.ParquetColumns(location, options))
+        if source.rows == 0:
+            raise DataError("the reference dataset holds no rows")
+        _check_names(source.names, list(kinds), "the reference dataset")
+        store_reference_profile(source, kinds, folder, signature, REPORT_SAMPLE_ROWS, REPORT_SAMPLE_SEED, options)
+    profile = load_reference_profile(folder, kinds, signature, options)
+    if profile is None:  # only when another run rebuilt it at once for other columns
+        raise DataError(f"the drift profile of {location!r} at {folder!r} changed while it was written; run again")
+    return profile
 
 
 def reference_uri(spec: ModelLifecycleSpec, champion: Any | None) -> str:
@@ -439,6 +545,9 @@ def _quality_snapshot(
 ) -> tuple[Any, str, list[str]]:
     """Evidently's regression or classification preset on the labelled rows and the champion's predictions.
 
+    The report is built from at most :data:`REPORT_SAMPLE_ROWS` of the rows (a seeded sample); the
+    metrics and the verdict come from every labelled row (:func:`quality_check`), each predicted once.
+
     The task comes from the model: a binary classification (``pos_label`` its positive class) when it
     knows exactly two classes, else a multi-class one, whatever the window holds. Labels are given to
     Evidently as text, which is how it matches ``pos_label`` and ``labels``. When Evidently cannot
@@ -455,18 +564,21 @@ def _quality_snapshot(
     target = spec.target
     prediction = _free_name("prediction", {*features, target})
     probability = _free_name("probability", {*features, target, prediction})
-    frame = labelled[[*features, target]].reset_index(drop=True)
+    rows = sample_indices(len(labelled), REPORT_SAMPLE_ROWS, REPORT_SAMPLE_SEED)
+    picked = slice(None) if rows is None else rows
+    frame = labelled[[*features, target]].iloc[picked].reset_index(drop=True)
+    predicted, y_true = predictions.predicted[picked], predictions.y_true[picked]
     attempts: list[tuple[str, Any, list[str], Any]] = []  # (what, preset, columns, data definition)
     if spec.task == "regression":
-        frame[prediction] = predictions.predicted
+        frame[prediction] = predicted
         definition = _definition(spec, features, regression=[Regression(target=target, prediction=prediction)])
         definition.numerical_columns = [*definition.numerical_columns, target, prediction]
         attempts.append(("regression report", RegressionPreset(), [], definition))
         summary = _definition(spec, features)
         summary.numerical_columns = [*summary.numerical_columns, target, prediction]
     else:
-        frame[target] = [str(label) for label in predictions.y_true]
-        frame[prediction] = [str(label) for label in predictions.predicted]
+        frame[target] = [str(label) for label in y_true]
+        frame[prediction] = [str(label) for label in predicted]
         names = [str(label) for label in predictions.classes]
         labels: dict[Any, str] = {name: name for name in [*names, *sorted({*frame[target]} - set(names))]}
 
@@ -480,7 +592,7 @@ def _quality_snapshot(
         if predictions.binary:
             positive = str(predictions.positive)
             if predictions.probabilities and predictions.scores is not None:
-                frame[probability] = predictions.scores[:, predictions.classes.index(predictions.positive)]
+                frame[probability] = predictions.scores[picked, predictions.classes.index(predictions.positive)]
                 definition = classification(
                     BinaryClassification, [probability], pos_label=positive, prediction_probas=probability
                 )
@@ -512,16 +624,18 @@ def _quality_snapshot(
 
 
 def publish_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None, client: Any, run_id: str) -> str:
-    """Write the report as HTML and JSON at ``html_uri`` (under the artifact root) and log both to the MLflow run."""
+    """Write the report as HTML and JSON at ``html_uri`` (under the artifact root) and log both to the MLflow run.
+
+    The report is rendered once; the same text goes to the artifact root and to the run.
+    """
     import tempfile
     from pathlib import Path
 
     from airflow_mlc.core.validate import save_report
 
-    save_report(snapshot, html_uri, options)
     name = html_uri.rsplit("/", 1)[-1].removesuffix(".html")
     with tempfile.TemporaryDirectory() as folder:
-        save_report(snapshot, str(Path(folder) / f"{name}.html"))
+        save_report(snapshot, html_uri, options, copy_to=str(Path(folder) / f"{name}.html"))
         client.log_artifacts(run_id, folder, name)
     return html_uri
 

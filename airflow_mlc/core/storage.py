@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,72 @@ def write_parquet(frame: pd.DataFrame, uri: str, options: dict[str, Any] | None 
         return uri
     _atomic_local_write(_local_path(uri), lambda tmp: frame.to_parquet(tmp, index=False))
     return uri
+
+
+def write_table(table: Any, uri: str, options: dict[str, Any] | None = None) -> str:
+    """Write an Arrow table to ``uri`` as Parquet all at once: a reader never sees a half-written file."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    if is_remote(uri):
+        with fsspec.open(uri, "wb", **(options or {})) as handle:
+            pq.write_table(table, handle)
+        return uri
+    _atomic_local_write(_local_path(uri), lambda tmp: pq.write_table(table, tmp))
+    return uri
+
+
+def read_table(uri: str, options: dict[str, Any] | None = None) -> Any:
+    """A Parquet file as an Arrow table (with its schema's metadata)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(uri, "rb", **(options_for(uri, options or {}) or {})) as handle:
+        return pq.read_table(handle)
+
+
+class ParquetColumns:
+    """A Parquet file read a column at a time (column projection): only the column asked for is in memory.
+
+    Use it as a context manager; errors as ``read_file`` raises them.
+    """
+
+    def __init__(self, uri: str, options: dict[str, Any] | None = None) -> None:
+        self.uri = uri
+        self.options = options
+        self._stack = ExitStack()
+
+    def __enter__(self) -> ParquetColumns:
+        import fsspec
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        require_local_file(self.uri)
+        handle = self._stack.enter_context(
+            fsspec.open(self.uri, "rb", **(options_for(self.uri, self.options or {}) or {}))
+        )
+        try:
+            self._file = self._stack.enter_context(pq.ParquetFile(handle, pre_buffer=False))
+        except pa.ArrowInvalid as exc:
+            self._stack.close()
+            raise DataError(f"file {self.uri!r}: not a readable Parquet file: {_first_line(exc)}") from None
+        check_unique_columns(self.names, f"file {self.uri!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def rows(self) -> int:
+        return int(self._file.metadata.num_rows)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._file.schema_arrow.names)
+
+    def column(self, name: str) -> Any:
+        """The column ``name`` as an Arrow ChunkedArray."""
+        return self._file.read(columns=[name]).column(0)
 
 
 def read_parquet(uri: str, options: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -223,6 +289,26 @@ def write_text(text: str, uri: str, options: dict[str, Any] | None = None) -> st
         return uri
     _atomic_local_write(_local_path(uri), lambda tmp: Path(tmp).write_text(text))
     return uri
+
+
+def read_text(uri: str, options: dict[str, Any] | None = None) -> str:
+    """A text file's content; ``FileNotFoundError`` when there is none."""
+    if not is_remote(uri):
+        return _local_path(uri).read_text()
+    import fsspec
+
+    with fsspec.open(uri, "r", **(options or {})) as handle:
+        return str(handle.read())
+
+
+def signature(uri: str, options: dict[str, Any] | None = None) -> str:
+    """What tells one version of a file from the next: its size and its modification time (or S3 ETag)."""
+    import fsspec
+
+    filesystem, path = fsspec.core.url_to_fs(uri, **(options_for(uri, options or {}) or {}))
+    info = filesystem.info(path)
+    changed = next((info[k] for k in ("ETag", "etag", "mtime", "LastModified", "last_modified") if k in info), "")
+    return f"{info.get('size')}:{changed}"
 
 
 def exists(uri: str, options: dict[str, Any] | None = None) -> bool:

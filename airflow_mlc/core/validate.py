@@ -174,10 +174,16 @@ def _is_out_of_list(description: str, column: str) -> bool:
     return description.startswith(f"Column '{column}' values out of list")
 
 
-def save_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None = None) -> str:
-    """Write an Evidently snapshot as HTML at ``html_uri`` and as JSON beside it."""
+def save_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None = None, copy_to: str | None = None) -> str:
+    """Write an Evidently snapshot as HTML at ``html_uri`` and as JSON beside it.
+
+    The snapshot is rendered once; with ``copy_to`` (a local ``.html`` path), the same HTML and JSON
+    are written there too (for logging to MLflow).
+    """
     from airflow_mlc.core import storage
 
-    storage.write_text(snapshot.get_html_str(as_iframe=False), html_uri, options)
-    storage.write_text(snapshot.json(), html_uri.removesuffix(".html") + ".json", options)
+    html, json = snapshot.get_html_str(as_iframe=False), snapshot.json()
+    for uri, where in ((html_uri, options), *(((copy_to, None),) if copy_to else ())):
+        storage.write_text(html, uri, where)
+        storage.write_text(json, uri.removesuffix(".html") + ".json", where)
     return html_uri

@@ -74,8 +74,10 @@ class DriftReportOperator(_MonitoringOperator):
     The reference is ``reference`` when given, else the spec's ``monitoring.drift.reference``, else
     the training data of the version ``champion`` points at (``mlc.train_data_uri`` on the version).
     Columns, per-column methods and thresholds and the drifted-share threshold come from
-    ``monitoring.drift``. The report is written as ``drift.html`` and ``drift.json`` under the
-    artifact root and logged to the monitoring run.
+    ``monitoring.drift``. The verdict is computed on every row, a column at a time, against the
+    reference's drift profile (built once per reference under ``<artifact root>/drift-profiles/``); the
+    Evidently report, of at most 20,000 sampled rows per side, is written as ``drift.html`` and
+    ``drift.json`` under the artifact root and logged to the monitoring run.
 
     Without a champion and without a fixed reference there is nothing to compare: the task is
     skipped. A champion without recorded training data, or columns missing from either side, fail it.
@@ -98,12 +100,13 @@ class DriftReportOperator(_MonitoringOperator):
     def execute_phase(self, context: Context) -> dict[str, Any]:
         from airflow_mlc.core.drift import (
             NothingToMonitorError,
-            drift_report,
+            compare_with_profile,
             publish_report,
             record_drift,
+            reference_profile,
             reference_uri,
         )
-        from airflow_mlc.core.storage import read_file
+        from airflow_mlc.core.storage import ParquetColumns
 
         spec = self.model_spec
         target = self.mlflow_target
@@ -113,9 +116,9 @@ class DriftReportOperator(_MonitoringOperator):
             reference_location = self.reference or reference_uri(spec, champion)
         except NothingToMonitorError as exc:
             raise AirflowSkipException(str(exc)) from exc
-        file_format = "csv" if reference_location.endswith(".csv") else "parquet"
-        reference = read_file(reference_location, file_format, self.storage.options)
-        result, snapshot = drift_report(reference, self.read_current(), spec)
+        reference = reference_profile(reference_location, spec, self.storage)
+        with ParquetColumns(uri_of(self.current), self.storage.options) as current:
+            result, snapshot = compare_with_profile(reference, current, spec)
 
         experiment_id, run_id = self.monitoring_run(client, context, champion)
         report_uri = publish_report(

@@ -183,6 +183,8 @@ def write_once_deferred(capfd: pytest.CaptureFixture[str], output: list[str], fr
         captured = capfd.readouterr()
         output.append(captured.out + captured.err)
         if "Pausing task as DEFERRED" in "".join(output):
-            frame.to_csv(path, index=False)
+            partial = path.with_suffix(".partial")  # the file lands whole, as a finished upload does
+            frame.to_csv(partial, index=False)
+            partial.rename(path)
             return
         time.sleep(0.2)

@@ -18,6 +18,7 @@ from airflow_mlc.core.drift import (
     relative_loss,
 )
 from airflow_mlc.core.retrain import PastRequest, decide_retrain, signals
+from airflow_mlc.core.train import build_pipeline
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import DriftSpec, ModelLifecycleSpec, load_spec, parse_spec
 from tests.conftest import BIKES_SPEC
@@ -379,25 +380,67 @@ def gaussian_rows(rows: int, seed: int, shift: float = 0.0, flip: bool = False) 
 
 
 def test_small_windows_against_a_large_reference_are_judged_by_p_value_tests() -> None:
-    from airflow_mlc.core.drift import small_sample_methods
+    from airflow_mlc.core.drift import small_window
 
     spec = gaussian_spec()
     reference = gaussian_rows(3000, seed=0)
     columns = spec.drift_columns
-    assert small_sample_methods(spec, columns, reference, gaussian_rows(2000, 1)) == {}
-    assert small_sample_methods(spec, columns, reference, gaussian_rows(150, 1)) == {
-        "a": "ks",
-        "b": "ks",
-        "c": "ks",
-        "d": "ks",
-        "kind": "chisquare",
-    }
+    assert not any(small_window(spec, c, len(reference), 2000) for c in columns)
+    assert all(small_window(spec, c, len(reference), 150) for c in columns)
+    methods = {c.column: c.method for c in drift_report(reference, gaussian_rows(150, 1), spec)[0].columns}
+    assert methods == {"a": "ks", "b": "ks", "c": "ks", "d": "ks", "kind": "chisquare"}
     alarms = sum(drift_report(reference, gaussian_rows(150, seed), spec)[0].detected for seed in range(2, 22))
     assert alarms <= 1  # Wasserstein at 0.1 alarmed on most of these same-distribution windows
     shifted = drift_report(reference, gaussian_rows(150, 99, shift=1.0), spec)[0]
     assert shifted.detected and {"a", "b", "c", "d"} <= set(shifted.drifted_columns)
     chosen = with_drift(spec, method="wasserstein")
-    assert small_sample_methods(chosen, columns, reference, gaussian_rows(150, 1)) == {}
+    assert not any(small_window(chosen, c, len(reference), 150) for c in columns)
+
+
+def test_a_small_window_judges_a_numeric_column_of_two_values_by_a_z_test() -> None:
+    spec = gaussian_spec()
+    reference = gaussian_rows(3000, seed=0).assign(d=lambda f: (f.d > 0).astype(float))
+    current = gaussian_rows(150, seed=1).assign(d=lambda f: (f.d > 0).astype(float))
+    result, snapshot = drift_report(reference, current, spec)  # Evidently refuses "z" for a numeric column by name
+    assert {c.column: c.method for c in result.columns}["d"] == "z"
+    assert "d" in snapshot.json()
+
+
+def test_the_operator_path_compares_a_parquet_window_with_a_stored_profile(tmp_path) -> None:
+    from airflow_mlc.core.drift import compare_with_profile, reference_profile
+    from airflow_mlc.core.storage import ParquetColumns, Storage
+
+    spec = gaussian_spec()
+    reference, current = gaussian_rows(3000, seed=0), gaussian_rows(2500, seed=1, shift=0.5)
+    reference.to_parquet(tmp_path / "train.parquet")
+    current.to_parquet(tmp_path / "window.parquet")
+    artifacts = Storage(str(tmp_path / "artifacts"))
+    expected, _ = drift_report(reference, current, spec)
+    for _ in range(2):  # built, then read back
+        profile = reference_profile(str(tmp_path / "train.parquet"), spec, artifacts)
+        with ParquetColumns(str(tmp_path / "window.parquet")) as window_columns:
+            result, snapshot = compare_with_profile(profile, window_columns, spec)
+        assert result == expected
+    assert len(list((tmp_path / "artifacts" / "drift-profiles").iterdir())) == 1
+    with pytest.raises(DataError, match="does not exist"):
+        reference_profile(str(tmp_path / "missing.parquet"), spec, artifacts)
+
+
+def test_quality_predicts_each_labelled_row_once() -> None:
+    spec = gaussian_spec()
+    rows = gaussian_rows(600, seed=0)
+    model = build_pipeline(spec).fit(rows[spec.features.columns], rows[spec.target])
+    seen = []
+    for name in ("predict", "predict_proba"):
+        original = getattr(model, name)
+
+        def counted(x, original=original, name=name):
+            seen.append((name, len(x)))
+            return original(x)
+
+        setattr(model, name, counted)
+    quality_check(spec, model, gaussian_rows(400, seed=1), baseline=0.5)
+    assert seen == [("predict", 400), ("predict_proba", 400)]  # once per output, never again for the report
 
 
 def test_a_lucky_evaluation_does_not_make_every_window_a_loss() -> None:
