@@ -15,6 +15,9 @@ warnings of their own, so such a DAG is what keeps the error in the UI beside th
 The DAGs are built with ``auto_register=False``: Airflow sees exactly the DAGs ``build_dags``
 returns (a DAG file puts them in its globals), never half of the DAGs of a spec that failed.
 
+A task process parses the DAG file for one DAG, named by Airflow's parsing context
+(``airflow.sdk.get_parsing_context().dag_id``); ``build_dags`` then builds only that spec's DAGs.
+
 Only the spec module and the operator classes are imported here, so parsing stays cheap.
 """
 
@@ -27,7 +30,7 @@ from collections.abc import Callable, Container
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, get_parsing_context
 from airflow.sdk.exceptions import AirflowTimetableInvalid
 
 from airflow_mlc.errors import SpecError
@@ -55,6 +58,13 @@ INVALID_SPEC_DAG_PREFIX = "mlc_invalid_spec_"
 INVALID_SPEC_TAGS = ("mlc", "invalid-spec")
 #: Longest description of a placeholder DAG; its docs hold the whole message.
 DESCRIPTION_CHARS = 1000
+#: Every valid spec gets the DAGs ``mlc_<name>_<kind>`` of these kinds (see ``SPEC_DAG_BUILDERS``).
+SPEC_DAG_KINDS = ("train", "monitor", "predict", "rollback")
+
+
+def spec_dag_id(name: str, kind: str) -> str:
+    """The id of a spec's DAG of one kind (one of ``SPEC_DAG_KINDS``): ``mlc_<name>_<kind>``."""
+    return f"mlc_{name}_{kind}"
 
 
 def window_params() -> dict[str, Param]:
@@ -98,7 +108,7 @@ def training_schedule(spec: ModelLifecycleSpec) -> AssetOrTimeSchedule | list[As
 def training_dag(spec: ModelLifecycleSpec) -> DAG:
     """The training DAG of one spec."""
     with DAG(
-        dag_id=f"mlc_{spec.name}_train",
+        dag_id=spec_dag_id(spec.name, "train"),
         description=spec.description or f"Train {spec.name} and promote it through the gates",
         schedule=training_schedule(spec),
         params=training_params(spec),
@@ -141,7 +151,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
     """The monitoring DAG of one spec: drift and quality on the newest window, and the retraining request."""
     monitoring = spec.monitoring
     with DAG(
-        dag_id=f"mlc_{spec.name}_monitor",
+        dag_id=spec_dag_id(spec.name, "monitor"),
         description=f"Watch {spec.name} for drift and quality loss; request its retraining",
         schedule=cron(spec.schedule.monitor),
         params={
@@ -159,7 +169,8 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
         auto_register=False,
         doc_md=(
             f"Monitoring of **{spec.name}**: the last {monitoring.window_days} days against the champion's "
-            f"training data. A signal emits `{spec.retrain_asset_uri}`, which starts `mlc_{spec.name}_train`."
+            f"training data. A signal emits `{spec.retrain_asset_uri}`, "
+            f"which starts `{spec_dag_id(spec.name, 'train')}`."
         ),
     ) as dag:
         window: dict[str, Any] = {
@@ -200,7 +211,7 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
     """The batch-inference DAG of one spec: wait for the window's data and a champion, then score in chunks."""
     prediction = spec.prediction
     with DAG(
-        dag_id=f"mlc_{spec.name}_predict",
+        dag_id=spec_dag_id(spec.name, "predict"),
         description=f"Score the newest window with {spec.name}'s champion",
         schedule=cron(spec.schedule.predict),
         params={
@@ -249,7 +260,7 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
 def rollback_dag(spec: ModelLifecycleSpec) -> DAG:
     """The manual rollback DAG of one spec: ``champion`` back to the previous or a named version."""
     with DAG(
-        dag_id=f"mlc_{spec.name}_rollback",
+        dag_id=spec_dag_id(spec.name, "rollback"),
         description=f"Point the champion of {spec.name} back at an earlier version, with a reason",
         schedule=None,
         params={
@@ -281,7 +292,7 @@ def specs_dir(default: str | os.PathLike[str]) -> Path:
     return Path(os.environ.get(SPECS_DIR_VARIABLE) or default)
 
 
-#: The DAGs every valid spec gets.
+#: The DAGs every valid spec gets, one per kind of ``SPEC_DAG_KINDS``, in that order.
 SPEC_DAG_BUILDERS: tuple[Callable[[ModelLifecycleSpec], DAG], ...] = (
     training_dag,
     monitoring_dag,
@@ -384,6 +395,11 @@ def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     An invalid file hides no other spec's DAGs: it is logged as a warning and becomes the DAG
     ``mlc_invalid_spec_<file stem>`` (see ``invalid_spec_dag``).
 
+    When Airflow parses the DAG file for one DAG (a task process: ``get_parsing_context().dag_id`` names
+    it), only the DAGs of the spec it belongs to are built, and none if it belongs to no spec. An
+    ``mlc_invalid_spec_`` id that is no spec's DAG may be a placeholder: then every DAG is built as
+    usual, since a placeholder's number depends on the other DAGs.
+
     Args:
         folder: The folder of the spec files.
 
@@ -391,9 +407,19 @@ def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
         The DAGs by dag_id, for a DAG file's globals.
     """
     loaded = load_specs_reporting(folder)
-    errors = dict(loaded.errors)
+    asked = get_parsing_context().dag_id
+    if asked is not None:
+        owner = [spec for spec in loaded.specs if any(asked == spec_dag_id(spec.name, kind) for kind in SPEC_DAG_KINDS)]
+        if owner or not asked.startswith(INVALID_SPEC_DAG_PREFIX):
+            return _dags_of(owner, errors={})
+    return _dags_of(loaded.specs, loaded.errors)
+
+
+def _dags_of(specs: list[ModelLifecycleSpec], errors: dict[Path, SpecError]) -> dict[str, DAG]:
+    """The DAGs of ``specs``, and a placeholder DAG per file in ``errors`` and per spec whose DAGs fail to build."""
+    errors = dict(errors)
     dags: dict[str, DAG] = {}
-    for spec in loaded.specs:
+    for spec in specs:
         try:
             built = spec_dags(spec)
         except SpecError as exc:

@@ -187,6 +187,62 @@ def test_a_spec_whose_dags_fail_to_build_leaves_no_half_built_dag(
     assert f"{folder / 'bikes.yaml'}: (top level): its DAGs cannot be built: RuntimeError: no prediction" in description
 
 
+def parsing_for(monkeypatch: pytest.MonkeyPatch, dag_id: str) -> None:
+    """Parse as a task process of ``dag_id`` does: Airflow names the DAG in the parsing context."""
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, dag_id)
+
+
+def two_models_and_invalid_specs(folder: Path) -> Path:
+    """``specs_folder`` plus a second valid spec, ``other``."""
+    specs_folder(folder)
+    data = yaml.safe_load((folder / "bikes.yaml").read_text())
+    data["name"] = "other"
+    (folder / "other.yaml").write_text(yaml.safe_dump(data))
+    return folder
+
+
+def test_a_task_process_builds_only_the_dags_of_its_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = two_models_and_invalid_specs(tmp_path)
+    parsing_for(monkeypatch, "mlc_other_predict")
+    bag = dag_bag(folder)
+    assert bag.import_errors == {}
+    assert set(bag.dags) == {"mlc_other_train", "mlc_other_monitor", "mlc_other_predict", "mlc_other_rollback"}
+    assert bag.dags["mlc_other_predict"].get_task("predict").upstream_task_ids == {"wait_for_data", "wait_for_champion"}
+
+
+def test_a_task_process_of_a_placeholder_dag_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = two_models_and_invalid_specs(tmp_path)
+    parsing_for(monkeypatch, "mlc_invalid_spec_gates")
+    bag = dag_bag(folder)
+    assert bag.import_errors == {}
+    assert "gates.min (200) is above gates.max (150)" in bag.dags["mlc_invalid_spec_gates"].description
+    [task] = bag.dags["mlc_invalid_spec_gates"].tasks
+    assert task.task_id == "invalid_spec"
+
+
+@pytest.mark.parametrize("dag_id", ["some_other_dag", "mlc_bikes_retrain", "mlc_invalid_spec_nothing"])
+def test_a_task_process_of_an_unknown_dag_finds_none(
+    dag_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = two_models_and_invalid_specs(tmp_path)
+    parsing_for(monkeypatch, dag_id)
+    bag = dag_bag(folder)
+    assert bag.import_errors == {}
+    assert dag_id not in bag.dags
+    if not dag_id.startswith("mlc_invalid_spec_"):  # it may be a placeholder only if it says so
+        assert bag.dags == {}
+
+
+def test_without_a_parsing_context_every_dag_is_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+
+    monkeypatch.delenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, raising=False)
+    bag = dag_bag(two_models_and_invalid_specs(tmp_path))
+    assert len(bag.dags) == 10  # two models' four DAGs and two placeholders
+
+
 def test_placeholder_dag_ids_are_valid_and_unique(tmp_path: Path) -> None:
     from airflow_mlc.dag_factory import build_dags, invalid_spec_dag_id
 

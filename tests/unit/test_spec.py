@@ -158,3 +158,24 @@ def test_load_specs_returns_every_spec_of_a_valid_folder(tmp_path: Path) -> None
     data.update(name="other")
     write_spec(tmp_path, data, "b.yaml")
     assert [spec.name for spec in load_specs(tmp_path)] == ["bikes", "other"]
+
+
+def test_specs_are_read_by_the_c_yaml_loader_when_pyyaml_has_it() -> None:
+    from airflow_mlc.spec import YAML_LOADER
+
+    assert YAML_LOADER is (yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
+
+
+def test_a_yaml_error_quotes_the_line_as_the_pure_python_loader_does(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\n  task: [regression\n")
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    assert "line 2, column 7:\n      task: [regression\n          ^" in str(error.value)
+
+
+def test_the_c_and_the_pure_python_yaml_loaders_read_the_shipped_spec_alike() -> None:
+    from airflow_mlc.spec import read_yaml
+
+    text = BIKES_SPEC.read_text()
+    assert read_yaml(text) == yaml.safe_load(text)
