@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.hooks.mlflow import MLflowHook, airflow_home
+from airflow_mlc.serialized_fields import ParamsSerializedOnce
 from airflow_mlc.spec import ModelLifecycleSpec, load_spec
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def uri_of(value: Upstream, key: str = "uri") -> str:
     return str(value)
 
 
-class MLCBaseOperator(BaseOperator):
+class MLCBaseOperator(ParamsSerializedOnce, BaseOperator):
     """Base of the life-cycle operators.
 
     :param spec: the model spec, as a loaded ``ModelLifecycleSpec`` or the path of its YAML file.

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_mlc.serialized_fields import ParamsSerializedOnce
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class InvalidSpecOperator(BaseOperator):
+class InvalidSpecOperator(ParamsSerializedOnce, BaseOperator):
     """Fail at once, without retries, with why a model spec is invalid.
 
     The message is not templated: a spec error may quote YAML that looks like Jinja.

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.hooks.mlflow import MLflowHook
 from airflow_mlc.sensors.probes import run_probe
+from airflow_mlc.serialized_fields import ParamsSerializedOnce
 from airflow_mlc.spec import ModelLifecycleSpec, load_spec
 from airflow_mlc.triggers.probe import ProbeTrigger
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 SpecArg = ModelLifecycleSpec | str | os.PathLike[str]
 
 
-class ProbeSensor(BaseSensorOperator):
+class ProbeSensor(ParamsSerializedOnce, BaseSensorOperator):
     """Base of the sensors: repeat the probe named by ``probe`` until its condition holds.
 
     In poke or reschedule mode the probe runs in the task; with ``deferrable=True`` the sensor probes

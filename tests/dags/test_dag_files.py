@@ -243,6 +243,23 @@ def test_without_a_parsing_context_every_dag_is_built(tmp_path: Path, monkeypatc
     assert len(bag.dags) == 10  # two models' four DAGs and two placeholders
 
 
+def test_every_task_serialises_its_params_once_and_keeps_them(tmp_path: Path) -> None:
+    """Params are left out of the generic fields (each pass there validated every param) yet still serialised."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from airflow_mlc.serialized_fields import ParamsSerializedOnce
+
+    bag = dag_bag(specs_folder(tmp_path))
+    for dag in bag.dags.values():
+        restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        for task in dag.tasks:
+            assert isinstance(task, ParamsSerializedOnce)
+            assert "params" not in type(task).get_serialized_fields()
+            kept = restored.get_task(task.task_id).params
+            assert kept.dump() == task.params.dump(), (dag.dag_id, task.task_id)
+            assert set(kept) == set(dag.params)
+
+
 def test_placeholder_dag_ids_are_valid_and_unique(tmp_path: Path) -> None:
     from airflow_mlc.dag_factory import build_dags, invalid_spec_dag_id
 
