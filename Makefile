@@ -7,7 +7,8 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions bench-ui
+.PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions bench-ui \
+	bench-drift-speed bench-parse bench-startup bench-suite
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -42,13 +43,17 @@ browser-deps:
 	fi
 
 # Every tier, the integration and browser tiers included (they need PostgreSQL on 127.0.0.1:5432 and Redis on
-# 127.0.0.1:6379; the browser tier Chromium and chromedriver, installed by browser-deps).
+# 127.0.0.1:6379; the browser tier Chromium and chromedriver, installed by browser-deps), on pytest-xdist
+# workers: one per deployment (the LocalExecutor and CeleryExecutor integration ones, the browser one) and two
+# for the other tiers (docs/integration-tests.md#how-the-suite-runs-in-parallel). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 5
+FAST_WORKERS ?= 2
 test: lint typecheck browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Every tier but the integration and browser ones: no services needed.
 test-fast: lint typecheck
-	$(BIN)/python -m pytest -m "not integration and not browser"
+	$(BIN)/python -m pytest -n $(FAST_WORKERS) --dist loadgroup -m "not integration and not browser"
 
 # Size and time of the drift and quality reports on 10k and 100k-row windows.
 bench-drift: $(STAMP)
@@ -68,8 +73,24 @@ bench-decisions: $(STAMP)
 bench-ui: $(STAMP)
 	$(BIN)/python benchmarks/models_page.py
 
+# Drift on 1M rows x 12 columns: the product's statistics against plain SciPy, time and peak memory.
+bench-drift-speed: $(STAMP)
+	$(BIN)/python benchmarks/drift_speed.py
+
+# 100 specs parsed and serialised as the DAG processor does, against hand-written DAGs of the same shapes.
+bench-parse: $(STAMP)
+	$(BIN)/python benchmarks/parse_specs.py
+
+# The bike training DAG under a real scheduler (LocalExecutor) against a hand-written script; start-up per phase.
+bench-startup: $(STAMP)
+	$(BIN)/python benchmarks/task_startup.py
+
+# The whole suite as make test runs it, against the 12-minute goal (PostgreSQL and Redis needed).
+bench-suite: $(STAMP)
+	$(BIN)/python benchmarks/suite_time.py
+
 # Every benchmark.
-bench: bench-drift bench-predict bench-decisions bench-ui
+bench: bench-drift bench-predict bench-decisions bench-ui bench-drift-speed bench-parse bench-startup bench-suite
 
 # Re-pin every dependency (CI installs exactly constraints.txt).
 lock:

@@ -1,10 +1,12 @@
 """The browser tier: a real Airflow carrying the provider's Models page, with a history made by real DAG runs.
 
-One deployment (``site``, module-scoped so that it stops before the other tiers run): the LocalExecutor on a
-fresh PostgreSQL database, the API server on loopback, a scheduler, a DAG processor and a triggerer, started by
-the integration tier's helpers (``tests/integration/stack.py``). MLflow is the embedded default: no
-``mlflow_default`` connection, so the tasks and the API server's plugin share the SQLite store and the artifacts
-under the Airflow home. The simple auth manager has two users, ``admin`` (role admin) and ``viewer`` (role viewer).
+One deployment (``site``, module-scoped, so that it stops as soon as the module's tests end; under pytest-xdist
+the module is one unit of work, on a worker of its own, beside the other tiers): the LocalExecutor on a fresh
+PostgreSQL database (a copy of the run's migrated template), the API server on loopback, a scheduler, a DAG
+processor and a triggerer, started by the integration tier's helpers (``tests/integration/stack.py``). MLflow
+is the embedded default: no ``mlflow_default`` connection, so the tasks and the API server's plugin share the
+SQLite store and the artifacts under the Airflow home. The simple auth manager has two users, ``admin`` (role
+admin) and ``viewer`` (role viewer).
 
 The history, built once through the REST API before the first test, as ``scripts/demo.py`` builds it:
 
@@ -39,7 +41,7 @@ import yaml
 from tests.conftest import BIKES_CSV, BIKES_SPEC, ROOT
 from tests.integration.conftest import DAG_IDS, SPEC_NAME
 from tests.integration.rest import AirflowApi
-from tests.integration.stack import ADMIN, Airflow, create_database, start_airflow, wait_for
+from tests.integration.stack import ADMIN, Airflow, start_airflow, stop_together, wait_for
 
 #: The second user of the deployment: it may read every page but change nothing.
 VIEWER = ("viewer", "mlc-browser-viewer")
@@ -161,7 +163,7 @@ def deployment(workdir: Path) -> Iterator[Site]:
     """The deployment with its history, torn down (processes stopped, database dropped) on exit."""
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        database = create_database(stack, f"mlc_br_{secrets.token_hex(3)}_airflow")
+        database = f"mlc_br_{secrets.token_hex(3)}_airflow"  # a copy of the run's migrated template
         specs = write_spec(workdir / "specs").parent
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             store = pool.submit(create_mlflow_store, workdir / "airflow")  # the home start_airflow makes
@@ -170,6 +172,7 @@ def deployment(workdir: Path) -> Iterator[Site]:
                 for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
                     os.environ.pop(name, None)
                 airflow = start_airflow(stack, workdir, database, specs, "LocalExecutor", users=USERS)
+            stack.callback(stop_together, airflow.processes)  # first thing on exit
             store.result()
         api = AirflowApi(airflow.api_url, *ADMIN, diagnostics=airflow.task_logs)
         api.wait_for_dags(list(DAG_IDS.values()))

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import BIKES_CSV
 from tests.integration.rest import AirflowApi
-from tests.integration.stack import ADMIN, S3_KEY, S3_SECRET, Deployment, deployment, s3_client
+from tests.integration.stack import ADMIN, S3_KEY, S3_SECRET, Deployment, Timings, deployment, s3_client
 
 SPEC_NAME = "bikes"
 DAG_IDS = {phase: f"mlc_{SPEC_NAME}_{phase}" for phase in ("train", "monitor", "predict", "rollback")}
@@ -80,12 +80,16 @@ def make_connections(api: AirflowApi, stack: Deployment) -> None:
 @pytest.fixture(scope="module", params=["LocalExecutor", "CeleryExecutor"])
 def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     workdir = tmp_path_factory.mktemp(request.param)
-    with deployment(workdir, request.param) as stack:
+    timings = Timings()  # written to <workdir>/timings.json: where the set-up's seconds went
+    with deployment(workdir, request.param, timings) as stack:
         api = AirflowApi(stack.airflow.api_url, *ADMIN, diagnostics=stack.airflow.task_logs)
         result = Deployed(stack, api)
         result.load_rows(until=FIRST_LOAD_END)
         make_connections(api, stack)
+        timings.mark("rows loaded, connections made")
         api.wait_for_dags(list(DAG_IDS.values()))
+        timings.mark("dags parsed")
         for phase in ("train", "monitor", "predict"):
             api.unpause(DAG_IDS[phase])
+        timings.write(workdir / "timings.json")
         yield result

@@ -20,6 +20,9 @@ from airflow_client.client.exceptions import NotFoundException
 from airflow_client.client.models import ConnectionBody, DAGPatchBody, DAGRunPatchBody, TriggerDAGRunPostBody
 
 FINISHED = {"success", "failed"}
+#: Seconds between two looks at a run or a task: a look is one cheap API call, and a run that ends is seen
+#: within this delay (each test waits for a dozen runs and tasks).
+POLL = 1.0
 
 
 class AirflowApi:
@@ -55,7 +58,7 @@ class AirflowApi:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"DAGs never parsed: {missing}")
-            time.sleep(2)
+            time.sleep(POLL)
 
     def _exists(self, dag_id: str) -> bool:
         try:
@@ -98,7 +101,7 @@ class AirflowApi:
         while (state := self.state(dag_id, run_id)) not in FINISHED:
             if time.monotonic() > deadline:
                 break
-            time.sleep(3)
+            time.sleep(POLL)
         states = self.task_states(dag_id, run_id)
         if state != "success":
             raise AssertionError(f"{dag_id} run {run_id} ended {state}: {states}\n{self.diagnostics()}")
@@ -109,7 +112,7 @@ class AirflowApi:
         while (state := self.task_states(dag_id, run_id).get(task_id)) != wanted:
             if state in {"failed", "upstream_failed"} or time.monotonic() > deadline:
                 raise AssertionError(f"{dag_id}.{task_id} is {state}, not {wanted}\n{self.diagnostics()}")
-            time.sleep(2)
+            time.sleep(POLL)
 
     def asset_events(self, source_dag_id: str) -> list[Any]:
         return list(self.assets.get_asset_events(source_dag_id=source_dag_id).asset_events)

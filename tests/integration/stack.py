@@ -8,22 +8,25 @@ and drops every database, whatever failed on the way.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+
+from tests.conftest import RUN, TEMPLATES_MADE
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,6 +38,9 @@ ADMIN = ("admin", "mlc-integration")
 S3_KEY, S3_SECRET = "mlc-integration-key", "mlc-integration-secret"
 #: The buckets of the deployment spec (docker/specs/bikes.yaml) and of the MLflow server's artifacts.
 ARTIFACT_BUCKET, MLFLOW_BUCKET = "mlc-artifacts", "mlflow"
+#: The run's template metadata database, migrated once and copied by every deployment; ``RUN`` is shared by the
+#: pytest-xdist workers, and the controller drops the template when the session ends (tests/conftest.py).
+AIRFLOW_TEMPLATE = f"mlc_it_tpl_{RUN}_airflow"
 
 T = TypeVar("T")
 
@@ -45,7 +51,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0) -> T:
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
     """Call ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -60,6 +66,20 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval:
 
 def http_ok(url: str) -> bool:
     return requests.get(url, timeout=5).ok
+
+
+@dataclass
+class Timings:
+    """When each step of a deployment ended, in seconds since it started (written next to its logs)."""
+
+    started: float = field(default_factory=time.monotonic)
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, step: str) -> None:
+        self.steps[step] = round(time.monotonic() - self.started, 1)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.steps, indent=2))
 
 
 @dataclass
@@ -98,6 +118,13 @@ class Process:
             os.killpg(self.popen.pid, signal.SIGKILL)
 
 
+def stop_together(processes: list[Process]) -> None:
+    """Stop the processes at the same time, not one grace period after another."""
+    if processes:
+        with concurrent.futures.ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(Process.stop, processes))
+
+
 def tail(path: Path, lines: int = 60) -> str:
     if not path.exists():
         return "(no log)"
@@ -130,6 +157,61 @@ def create_database(stack: contextlib.ExitStack, name: str) -> str:
     return f"{POSTGRES}/{name}"
 
 
+def create_airflow_database(stack: contextlib.ExitStack, name: str, env: Mapping[str, str]) -> str:
+    """A new Airflow metadata database, copied from the run's migrated template; returns its SQLAlchemy URL.
+
+    The first deployment of the run migrates the template (``airflow db migrate``, the CPU-heavy part of a
+    start-up), every deployment then copies it with ``CREATE DATABASE ... TEMPLATE``, which takes a second. An
+    advisory lock makes the pytest-xdist workers wait for each other; the copy is dropped with the stack.
+    """
+    import sqlalchemy
+
+    with admin_engine().connect() as connection:
+        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": zlib.crc32(RUN.encode())})
+        try:
+            exists = connection.execute(
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": AIRFLOW_TEMPLATE}
+            ).first()
+            if not exists:
+                migrate_template(connection, env)
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}" TEMPLATE "{AIRFLOW_TEMPLATE}"'))
+        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock_all()"))
+    stack.callback(drop_database, name)
+    return f"{POSTGRES}/{name}"
+
+
+def migrate_template(connection: Any, env: Mapping[str, str]) -> None:
+    """Create and migrate the run's template; a failed migration leaves no template behind."""
+    import sqlalchemy
+
+    url = f"{POSTGRES}/{AIRFLOW_TEMPLATE}"
+    connection.execute(sqlalchemy.text(f'CREATE DATABASE "{AIRFLOW_TEMPLATE}"'))
+    TEMPLATES_MADE.touch()
+    try:
+        argv = [str(BIN / "airflow"), "db", "migrate"]
+        migrate_env = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
+        done = subprocess.run(argv, env=migrate_env, capture_output=True, text=True, timeout=600)
+        if done.returncode:
+            raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    except BaseException:
+        drop_database(AIRFLOW_TEMPLATE)
+        raise
+
+
+def drop_templates(run: str) -> None:
+    """Drop the template databases of the run ``run`` (called once, when the whole session ends)."""
+    import sqlalchemy
+
+    with admin_engine().connect() as connection:
+        names = connection.execute(
+            sqlalchemy.text("SELECT datname FROM pg_database WHERE datname LIKE :pattern"),
+            {"pattern": f"mlc\\_it\\_tpl\\_{run}\\_%"},
+        ).scalars()
+        for name in list(names):
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def drop_database(name: str) -> None:
     import sqlalchemy
 
@@ -140,8 +222,8 @@ def drop_database(name: str) -> None:
 # S3 and MLflow ----------------------------------------------------------------------------------------------
 
 
-def start_s3(stack: contextlib.ExitStack, logs: Path) -> str:
-    """A moto server with the artifact and MLflow buckets; returns its endpoint URL."""
+def start_s3(stack: contextlib.ExitStack, logs: Path) -> tuple[Process, str]:
+    """Start a moto server; returns it and its endpoint URL. ``s3_ready`` waits for it and makes the buckets."""
     port = free_port()
     server = start(
         stack,
@@ -149,12 +231,15 @@ def start_s3(stack: contextlib.ExitStack, logs: Path) -> str:
             "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), logs / "s3.log"
         ),
     )
-    endpoint = f"http://127.0.0.1:{port}"
+    return server, f"http://127.0.0.1:{port}"
+
+
+def s3_ready(server: Process, endpoint: str) -> None:
+    """Wait for the moto server, then create the artifact and MLflow buckets."""
     wait_for(lambda: server.check_alive() or http_ok(f"{endpoint}/moto-api/"), 60, "the S3 server")
     client = s3_client(endpoint)
     for bucket in (ARTIFACT_BUCKET, MLFLOW_BUCKET):
         client.create_bucket(Bucket=bucket)
-    return endpoint
 
 
 def s3_client(endpoint: str) -> Any:
@@ -177,6 +262,9 @@ def start_mlflow(stack: contextlib.ExitStack, logs: Path, backend_url: str, s3_e
         "AWS_SECRET_ACCESS_KEY": S3_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        # No job runner and its eight Huey consumers (prompt optimisation, trace roll-ups): nothing here uses
+        # them, and each would import MLflow on the two shared cores.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     argv = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -267,6 +355,12 @@ def airflow_env(
     return env
 
 
+#: Read by the DAG processor alone, so not part of the configuration every process shares (``airflow_env``): the
+#: DAG files and specs never change during a test run, so they are parsed once, not again every 30 s (each parse
+#: imports the provider, on the two cores the tasks need).
+DAG_PROCESSOR_ONLY = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600"}
+
+
 def fernet_key() -> str:
     from cryptography.fernet import Fernet
 
@@ -276,12 +370,14 @@ def fernet_key() -> str:
 def start_airflow(
     stack: contextlib.ExitStack,
     workdir: Path,
-    database_url: str,
+    database: str,
     specs: Path,
     executor: str,
     users: Mapping[str, tuple[str, str]] | None = None,
+    wait: bool = True,
 ) -> Airflow:
-    """Migrate the metadata DB, then start the API server, scheduler, DAG processor, triggerer (and a worker).
+    """Create the metadata DB ``database`` (a copy of the run's migrated template), then start the API server,
+    scheduler, DAG processor, triggerer (and a worker); with ``wait``, wait until they are healthy.
 
     ``users`` maps each simple auth manager user to its (password, role); default: ``ADMIN`` alone, as admin.
     """
@@ -293,9 +389,10 @@ def start_airflow(
     celery = executor == "CeleryExecutor"
     queue = f"mlc-{secrets.token_hex(4)}"  # a queue of its own on the shared Redis
     roles = {user: role for user, (_, role) in users.items()}
+    database_url = f"{POSTGRES}/{database}"
     env = airflow_env(home, database_url, api_port, specs, executor, REDIS if celery else None, queue, roles)
     airflow = Airflow(home, env, f"http://127.0.0.1:{api_port}")
-    airflow.cli("db", "migrate")
+    create_airflow_database(stack, database, env)
     commands = {
         "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(api_port)],
         "scheduler": ["scheduler"],
@@ -303,8 +400,9 @@ def start_airflow(
         "triggerer": ["triggerer"],
     }
     for name, args in commands.items():
+        process_env = {**env, **DAG_PROCESSOR_ONLY} if name == "dag-processor" else env
         airflow.processes.append(
-            start(stack, Process(name, [str(BIN / "airflow"), *args], env, workdir / f"{name}.log"))
+            start(stack, Process(name, [str(BIN / "airflow"), *args], process_env, workdir / f"{name}.log"))
         )
     if celery:
         stack.callback(forget_queue, queue)
@@ -314,8 +412,13 @@ def start_airflow(
         worker_env = {**env, "AIRFLOW_HOME": str(worker_home)}
         argv = [str(BIN / "airflow"), "celery", "worker", "--queues", queue, "--concurrency", "2"]
         airflow.processes.append(start(stack, Process("worker", argv, worker_env, workdir / "worker.log")))
-    wait_for(lambda: airflow.check_alive() or healthy(airflow.api_url), 180, "Airflow's API server and scheduler")
+    if wait:
+        wait_for_airflow(airflow)
     return airflow
+
+
+def wait_for_airflow(airflow: Airflow) -> None:
+    wait_for(lambda: airflow.check_alive() or healthy(airflow.api_url), 180, "Airflow's API server and scheduler")
 
 
 def forget_queue(queue: str) -> None:
@@ -343,19 +446,43 @@ class Deployment:
     source_url: str
 
 
+#: The spec's deferred sensor probes every 10 s; the copy the deployment runs probes every 2 s, so that the
+#: monitoring test waits less for the triggerer once its rows are in. Nothing else differs from the file.
+POKE_INTERVAL_SECONDS = 2
+
+
+def write_spec(folder: Path) -> None:
+    """``docker/specs/bikes.yaml`` into ``folder``, its sensors' poke interval shortened."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "docker" / "specs" / "bikes.yaml").read_text())
+    data["monitoring"]["wait"]["poke_interval_seconds"] = POKE_INTERVAL_SECONDS
+    folder.mkdir()
+    (folder / "bikes.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
 @contextlib.contextmanager
-def deployment(workdir: Path, executor: str) -> Iterator[Deployment]:
-    """Everything a deployed airflow-mlc talks to, torn down on exit even after a failure."""
+def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> Iterator[Deployment]:
+    """Everything a deployed airflow-mlc talks to, torn down on exit even after a failure.
+
+    The servers start at the same time: S3, MLflow (which creates its tables) and the Airflow processes (once
+    their metadata DB is copied from the template); then each is waited for.
+    """
+    timings = timings or Timings()
     token = secrets.token_hex(3)
     with contextlib.ExitStack() as stack:
-        airflow_db = create_database(stack, f"mlc_it_{token}_airflow")
         mlflow_db = create_database(stack, f"mlc_it_{token}_mlflow")
         source_db = create_database(stack, f"mlc_it_{token}_source")
-        s3 = start_s3(stack, workdir)
-        mlflow, mlflow_url = start_mlflow(stack, workdir, mlflow_db, s3)  # starts while Airflow migrates
+        s3_server, s3 = start_s3(stack, workdir)
+        mlflow, mlflow_url = start_mlflow(stack, workdir, mlflow_db, s3)  # starts while Airflow starts
         specs = workdir / "specs"
-        specs.mkdir()
-        shutil.copy(ROOT / "docker" / "specs" / "bikes.yaml", specs / "bikes.yaml")
-        airflow = start_airflow(stack, workdir, airflow_db, specs, executor)
+        write_spec(specs)
+        airflow = start_airflow(stack, workdir, f"mlc_it_{token}_airflow", specs, executor, wait=False)
+        stack.callback(stop_together, [s3_server, mlflow, *airflow.processes])  # first thing on exit
+        timings.mark("airflow processes started")
+        s3_ready(s3_server, s3)
+        wait_for_airflow(airflow)
+        timings.mark("airflow healthy")
         wait_for_mlflow(mlflow, mlflow_url)
+        timings.mark("mlflow healthy")
         yield Deployment(airflow, mlflow_url, s3, source_db)
