@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.integration.stack import airflow_env as deployment_env  # noqa: E402
+from tests.integration.stack import free_port, wait_for  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SPEC = ROOT / "dags" / "specs" / "bikes.yaml"
 DAG_ID = "mlc_bikes_train"
@@ -121,12 +126,6 @@ REPORT_LIBRARIES = ("evidently",)
 # Processes and folders ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Server:
     """An Airflow component in its own process group, logging to a file; ``stop()`` ends the whole group."""
 
@@ -159,17 +158,6 @@ def run(argv: list[str], env: dict[str, str], timeout: float = 900) -> str:
     return done.stdout
 
 
-def wait_for(check: Any, timeout: float, what: str, interval: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def base_env(workdir: Path, threads: int) -> dict[str, str]:
     """The environment of every process: a warm private bytecode cache and the native thread limit."""
     env = {
@@ -187,26 +175,11 @@ def base_env(workdir: Path, threads: int) -> dict[str, str]:
 
 
 def airflow_env(env: dict[str, str], home: Path, database_url: str, api_port: int) -> dict[str, str]:
-    from cryptography.fernet import Fernet
-
-    return {
-        **env,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-    }
+    """The integration tier's deployment configuration (LocalExecutor), with this benchmark's threads and cache."""
+    shared = deployment_env(home, database_url, api_port, ROOT / "dags" / "specs", "LocalExecutor", None, "default")
+    shared.update({name: env[name] for name in (*THREAD_VARIABLES, "PYTHONPYCACHEPREFIX")})
+    shared.pop("PYTHONDONTWRITEBYTECODE", None)
+    return shared
 
 
 @contextlib.contextmanager

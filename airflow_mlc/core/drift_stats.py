@@ -24,8 +24,6 @@ from typing import Any, Protocol, TypeAlias
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import stats
-from scipy.spatial import distance
 
 from airflow_mlc.core import storage
 from airflow_mlc.errors import BadInputError, DataError
@@ -250,6 +248,8 @@ def _energy(reference: ColumnProfile, current: ColumnProfile) -> float:
 
 
 def _ks(reference: ColumnProfile, current: ColumnProfile) -> float:
+    from scipy import stats
+
     u, v = reference.values, current.values
     n1, n2 = len(u), len(v)
     if max(n1, n2) <= KS_EXACT_ROWS:
@@ -264,6 +264,8 @@ def _ks(reference: ColumnProfile, current: ColumnProfile) -> float:
 
 
 def _t_test(reference: ColumnProfile, current: ColumnProfile) -> float:
+    from scipy import stats
+
     u, v = reference.values, current.values
     result = stats.ttest_ind_from_stats(
         np.mean(u),
@@ -324,6 +326,8 @@ def _binned_shares(
 
 
 def _jensen_shannon(reference: ColumnProfile, current: ColumnProfile) -> float:
+    from scipy.spatial import distance
+
     return float(distance.jensenshannon(*_binned_shares(reference, current, fill_zeroes=False)))
 
 
@@ -333,10 +337,14 @@ def _psi(reference: ColumnProfile, current: ColumnProfile) -> float:
 
 
 def _kl_divergence(reference: ColumnProfile, current: ColumnProfile) -> float:
+    from scipy import stats
+
     return float(stats.entropy(*_binned_shares(reference, current, fill_zeroes=True)))
 
 
 def _chi_square(reference: ColumnProfile, current: ColumnProfile) -> float:
+    from scipy import stats
+
     ref, cur = _aligned_counts(reference, current)
     with np.errstate(divide="ignore", invalid="ignore"):  # a value new in the window: expected 0, p-value 0
         return float(stats.chisquare(cur, ref * (current.size / reference.size))[1])
@@ -344,6 +352,8 @@ def _chi_square(reference: ColumnProfile, current: ColumnProfile) -> float:
 
 def _z_test(reference: ColumnProfile, current: ColumnProfile) -> float:
     """Evidently's two-proportion Z-test: the share of values other than the smallest value on each side."""
+    from scipy import stats
+
     ref_values, cur_values = reference.distinct(2), current.distinct(2)
     if len(ref_values) == 1 and len(cur_values) == 1 and ref_values[0] == cur_values[0]:
         return 1.0
