@@ -8,7 +8,7 @@ DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions bench-ui \
-	bench-drift-speed bench-parse bench-startup bench-suite
+	bench-drift-speed bench-parse bench-startup bench-threads bench-suite
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -85,12 +85,16 @@ bench-parse: $(STAMP)
 bench-startup: $(STAMP)
 	$(BIN)/python benchmarks/task_startup.py
 
+# Concurrent training fits on a worker's cores, without and with the tasks' native thread limit.
+bench-threads: $(STAMP)
+	$(BIN)/python benchmarks/native_threads.py
+
 # The whole suite as make test runs it, against the 12-minute goal (PostgreSQL and Redis needed).
 bench-suite: $(STAMP)
 	$(BIN)/python benchmarks/suite_time.py
 
 # Every benchmark.
-bench: bench-drift bench-predict bench-decisions bench-ui bench-drift-speed bench-parse bench-startup bench-suite
+bench: bench-drift bench-predict bench-decisions bench-ui bench-drift-speed bench-parse bench-startup bench-threads bench-suite
 
 # Re-pin every dependency (CI installs exactly constraints.txt).
 lock:

@@ -241,6 +241,9 @@ def dag_run_under_scheduler(workdir: Path, env: dict[str, str], postgres: bool) 
                 return list(connection.execute(sqlalchemy.text(sql), params))
 
         wait_for(lambda: query("select 1 from dag where dag_id = :d", d=DAG_ID), 300, f"{DAG_ID} to be parsed")
+        # A long-running API server has built its execution API (a few seconds, on its first request) long before
+        # a run: build it now, so that the first task does not pay for it.
+        wait_for(lambda: execution_api_ready(api_port), 120, "the execution API")
         run([airflow, "dags", "unpause", DAG_ID], aenv)
         run([airflow, "dags", "trigger", DAG_ID, "--conf", json.dumps(WINDOW)], aenv)
         (run_id,) = wait_for(lambda: query("select run_id from dag_run where dag_id = :d", d=DAG_ID), 60, "the run")[0]
@@ -268,6 +271,18 @@ def dag_run_under_scheduler(workdir: Path, env: dict[str, str], postgres: bool) 
             ],
             "home": home,
         }
+
+
+def execution_api_ready(api_port: int) -> bool:
+    """Whether the API server's execution API answers (its first request builds it)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/execution/health", timeout=30) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 # (b) the hand-written script -------------------------------------------------------------------------------
