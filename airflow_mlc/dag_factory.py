@@ -58,13 +58,6 @@ INVALID_SPEC_DAG_PREFIX = "mlc_invalid_spec_"
 INVALID_SPEC_TAGS = ("mlc", "invalid-spec")
 #: Longest description of a placeholder DAG; its docs hold the whole message.
 DESCRIPTION_CHARS = 1000
-#: Every valid spec gets the DAGs ``mlc_<name>_<kind>`` of these kinds (see ``SPEC_DAG_BUILDERS``).
-SPEC_DAG_KINDS = ("train", "monitor", "predict", "rollback")
-
-
-def spec_dag_id(name: str, kind: str) -> str:
-    """The id of a spec's DAG of one kind (one of ``SPEC_DAG_KINDS``): ``mlc_<name>_<kind>``."""
-    return f"mlc_{name}_{kind}"
 
 
 def window_params() -> dict[str, Param]:
@@ -108,7 +101,7 @@ def training_schedule(spec: ModelLifecycleSpec) -> AssetOrTimeSchedule | list[As
 def training_dag(spec: ModelLifecycleSpec) -> DAG:
     """The training DAG of one spec."""
     with DAG(
-        dag_id=spec_dag_id(spec.name, "train"),
+        dag_id=spec.dag_ids["train"],
         description=spec.description or f"Train {spec.name} and promote it through the gates",
         schedule=training_schedule(spec),
         params=training_params(spec),
@@ -151,7 +144,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
     """The monitoring DAG of one spec: drift and quality on the newest window, and the retraining request."""
     monitoring = spec.monitoring
     with DAG(
-        dag_id=spec_dag_id(spec.name, "monitor"),
+        dag_id=spec.dag_ids["monitor"],
         description=f"Watch {spec.name} for drift and quality loss; request its retraining",
         schedule=cron(spec.schedule.monitor),
         params={
@@ -170,7 +163,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
         doc_md=(
             f"Monitoring of **{spec.name}**: the last {monitoring.window_days} days against the champion's "
             f"training data. A signal emits `{spec.retrain_asset_uri}`, "
-            f"which starts `{spec_dag_id(spec.name, 'train')}`."
+            f"which starts `{spec.dag_ids['train']}`."
         ),
     ) as dag:
         window: dict[str, Any] = {
@@ -211,7 +204,7 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
     """The batch-inference DAG of one spec: wait for the window's data and a champion, then score in chunks."""
     prediction = spec.prediction
     with DAG(
-        dag_id=spec_dag_id(spec.name, "predict"),
+        dag_id=spec.dag_ids["predict"],
         description=f"Score the newest window with {spec.name}'s champion",
         schedule=cron(spec.schedule.predict),
         params={
@@ -260,7 +253,7 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
 def rollback_dag(spec: ModelLifecycleSpec) -> DAG:
     """The manual rollback DAG of one spec: ``champion`` back to the previous or a named version."""
     with DAG(
-        dag_id=spec_dag_id(spec.name, "rollback"),
+        dag_id=spec.dag_ids["rollback"],
         description=f"Point the champion of {spec.name} back at an earlier version, with a reason",
         schedule=None,
         params={
@@ -292,7 +285,7 @@ def specs_dir(default: str | os.PathLike[str]) -> Path:
     return Path(os.environ.get(SPECS_DIR_VARIABLE) or default)
 
 
-#: The DAGs every valid spec gets, one per kind of ``SPEC_DAG_KINDS``, in that order.
+#: The DAGs every valid spec gets, one per kind of ``airflow_mlc.spec.DAG_KINDS``, in that order.
 SPEC_DAG_BUILDERS: tuple[Callable[[ModelLifecycleSpec], DAG], ...] = (
     training_dag,
     monitoring_dag,
@@ -409,7 +402,7 @@ def build_dags(folder: str | os.PathLike[str]) -> dict[str, DAG]:
     loaded = load_specs_reporting(folder)
     asked = get_parsing_context().dag_id
     if asked is not None:
-        owner = [spec for spec in loaded.specs if any(asked == spec_dag_id(spec.name, kind) for kind in SPEC_DAG_KINDS)]
+        owner = [spec for spec in loaded.specs if asked in spec.dag_ids.values()]
         if owner or not asked.startswith(INVALID_SPEC_DAG_PREFIX):
             return _dags_of(owner, errors={})
     return _dags_of(loaded.specs, loaded.errors)

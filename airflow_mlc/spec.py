@@ -41,6 +41,8 @@ PROBABILITY_METRICS = {"log_loss"}
 #: Units of an integer time column.
 TIME_UNITS = ("year", "s", "ms")
 SPEC_SUFFIXES = (".yaml", ".yml")
+#: The kinds of DAG every valid spec gets, ``mlc_<name>_<kind>`` (see ``ModelLifecycleSpec.dag_ids``).
+DAG_KINDS = ("train", "monitor", "predict", "rollback")
 #: PyYAML's safe loader in C (libyaml) when PyYAML has it, which parses a spec several times faster.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -384,6 +386,11 @@ class ModelLifecycleSpec(_Strict):
     def drift_columns(self) -> list[str]:
         """The columns the drift report compares."""
         return list(self.monitoring.drift.columns or self.features.columns)
+
+    @property
+    def dag_ids(self) -> dict[str, str]:
+        """The ids of this model's DAGs by kind (``DAG_KINDS``): ``mlc_<name>_train`` and so on."""
+        return {kind: f"mlc_{self.name}_{kind}" for kind in DAG_KINDS}
 
     @property
     def retrain_asset_uri(self) -> str:

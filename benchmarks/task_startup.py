@@ -398,7 +398,7 @@ def import_costs(modules: list[str]) -> dict[str, float]:
     for name in modules:
         started = time.perf_counter()
         if name == "skops.io":  # as the product imports it (airflow_mlc.core.skops_import)
-            from airflow_mlc.core.tracking import import_skops
+            from airflow_mlc.core.skops_import import import_skops
 
             import_skops()
         else:

@@ -24,9 +24,6 @@ from airflow_mlc.core import tracking
 from airflow_mlc.core.registry import CHALLENGER, CHAMPION, Move
 from airflow_mlc.spec import ModelLifecycleSpec
 
-#: The DAGs of one model, by role.
-DAG_ROLES = ("train", "monitor", "predict", "rollback")
-
 #: How a training run was started, from the Airflow run type.
 TRIGGER_OF_RUN_TYPE = {
     "scheduled": "schedule",
@@ -35,11 +32,6 @@ TRIGGER_OF_RUN_TYPE = {
     "asset_triggered": "drift",
     "asset_materialization": "drift",
 }
-
-
-def dag_ids(model: str) -> dict[str, str]:
-    """The DAG ids of ``model``'s DAGs, by role (``train``, ``monitor``, ``predict``, ``rollback``)."""
-    return {role: f"mlc_{model}_{role}" for role in DAG_ROLES}
 
 
 @dataclass(frozen=True)
@@ -481,7 +473,7 @@ def model_page(
     paused: Mapping[str, bool | None],
 ) -> ModelPage:
     """Assemble the model page from the registry (``versions``, ``aliases``, ``moves``) and the Airflow runs."""
-    ids = dag_ids(spec.name)
+    ids = spec.dag_ids
     by_dag: dict[str, list[RunRecord]] = {dag_id: [] for dag_id in ids.values()}
     for run in runs:
         by_dag.setdefault(run.dag_id, []).append(run)

@@ -6,7 +6,7 @@ holds it. In an Airflow task process the modules of Airflow come first, and each
 module builds and drops an ``AttributeError``: about half a million of them, most of a second on an idle
 machine and several seconds on a loaded one, in every task that saves or loads a model.
 
-:func:`import_skops_io` answers the same question from an index while skops imports: a plain module
+:func:`import_skops` answers the same question from an index while skops imports: a plain module
 without a module-level ``__getattr__`` holds a name exactly when its ``__dict__`` does, so the plain
 modules' namespaces are indexed once; any other entry (a lazy module, a module subclass, an object that
 is not a module) is still asked through ``getattr``, in order, as skops does. The first module found, and
@@ -117,8 +117,8 @@ def _faster_search() -> Iterator[None]:
         finder.restore()
 
 
-def import_skops_io() -> ModuleType:
-    """``skops.io``, imported without a flood of warnings and with the faster module search.
+def import_skops() -> ModuleType:
+    """``skops.io``, which stores the models, imported without a flood of warnings and with the faster module search.
 
     In an Airflow task, skops's search also reads Airflow's deprecated shim modules, and each read would
     log a deprecation warning: about a thousand lines in the task log. Those warnings are silenced.

@@ -211,16 +211,11 @@ def metric_key(name: str) -> str:
     return key
 
 
-def import_skops() -> Any:
-    """``skops.io``, which stores the models (see :mod:`airflow_mlc.core.skops_import` for why it is special)."""
-    from airflow_mlc.core.skops_import import import_skops_io
-
-    return import_skops_io()
-
-
 def load_model(uri: str, flavor: str = "sklearn") -> Any:
     """Load a logged model with MLflow's ``sklearn`` or ``pyfunc`` flavour."""
     import mlflow
+
+    from airflow_mlc.core.skops_import import import_skops
 
     import_skops()
     loader = mlflow.pyfunc.load_model if flavor == "pyfunc" else mlflow.sklearn.load_model

@@ -23,6 +23,7 @@ from airflow_mlc.core.metrics import (
     sorted_labels,
     why_undefined,
 )
+from airflow_mlc.core.skops_import import import_skops
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.spec import LOWER_IS_BETTER, PROBABILITY_METRICS, SCORE_METRICS, ModelLifecycleSpec
 
@@ -264,7 +265,7 @@ def _fit(spec: ModelLifecycleSpec, estimator: Any, x: pd.DataFrame, y: pd.Series
 
 def _own_types(model: Any) -> list[str]:
     """The types skops must trust to load ``model`` again: those of the estimator the spec chose."""
-    skops_io = tracking.import_skops()
+    skops_io = import_skops()
     return list(skops_io.get_untrusted_types(data=skops_io.dumps(model)))
 
 

@@ -183,7 +183,8 @@ def save_report(snapshot: Any, html_uri: str, options: dict[str, Any] | None = N
     from airflow_mlc.core import storage
 
     html, json = snapshot.get_html_str(as_iframe=False), snapshot.json()
-    for uri, where in ((html_uri, options), *(((copy_to, None),) if copy_to else ())):
+    destinations = [(html_uri, options), *([(copy_to, None)] if copy_to else [])]
+    for uri, where in destinations:
         storage.write_text(html, uri, where)
         storage.write_text(json, uri.removesuffix(".html") + ".json", where)
     return html_uri

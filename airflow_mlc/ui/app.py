@@ -61,7 +61,7 @@ def create_app() -> FastAPI:
         if rollback:
             from airflow_mlc.ui.records import run_state
 
-            status = {"run_id": rollback, "state": run_state(history.dag_ids(spec.name)["rollback"], rollback)}
+            status = {"run_id": rollback, "state": run_state(spec.dag_ids["rollback"], rollback)}
         return render(
             request,
             "model.html",
@@ -83,7 +83,7 @@ def create_app() -> FastAPI:
     def model_of_dag(request: Request, dag_id: str, user: User) -> Response:
         specs, _ = load_specs()
         for spec in specs:
-            if dag_id in history.dag_ids(spec.name).values():
+            if dag_id in spec.dag_ids.values():
                 return RedirectResponse(f"{root(request)}/models/{spec.name}", status_code=307)
         return render(request, "not_a_model.html", status_code=404, dag_id=dag_id)
 
@@ -100,15 +100,13 @@ def create_app() -> FastAPI:
 
         spec = readable_spec(user, name)
         if not can_trigger_rollback(user, spec):
-            raise HTTPException(403, f"you may not trigger {history.dag_ids(spec.name)['rollback']}")
+            raise HTTPException(403, f"you may not trigger {spec.dag_ids['rollback']}")
         if not hmac.compare_digest(csrf, csrf_token(user, spec.name)):
             raise HTTPException(403, "the form is stale or was not sent by this page: reload it and try again")
         if not reason.strip() or not version.strip():
             raise HTTPException(422, "a rollback needs a version and a reason")
         try:
-            run_id, _ = trigger_rollback(
-                history.dag_ids(spec.name)["rollback"], version.strip(), reason.strip(), user.get_name()
-            )
+            run_id, _ = trigger_rollback(spec.dag_ids["rollback"], version.strip(), reason.strip(), user.get_name())
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from exc
         except ValueError as exc:
@@ -181,12 +179,12 @@ def _authorized(user: BaseUser, method: str, dag_id: str, run: bool = False) -> 
 
 def can_read(user: BaseUser, spec: ModelLifecycleSpec) -> bool:
     """Read access to every DAG of the model."""
-    return all(_authorized(user, "GET", dag_id) for dag_id in history.dag_ids(spec.name).values())
+    return all(_authorized(user, "GET", dag_id) for dag_id in spec.dag_ids.values())
 
 
 def can_trigger_rollback(user: BaseUser, spec: ModelLifecycleSpec) -> bool:
     """The right to create a run of the model's rollback DAG."""
-    return _authorized(user, "POST", history.dag_ids(spec.name)["rollback"], run=True)
+    return _authorized(user, "POST", spec.dag_ids["rollback"], run=True)
 
 
 def csrf_token(user: BaseUser, model: str) -> str:
@@ -244,7 +242,7 @@ def model_data(spec: ModelLifecycleSpec, page_token: str | None = None) -> tuple
 
     client, target = mlflow_client(spec)
     registry = registry_records(client, spec, page_token=page_token)
-    ids = list(history.dag_ids(spec.name).values())
+    ids = list(spec.dag_ids.values())
     page = history.model_page(
         spec, registry["versions"], registry["aliases"], registry["moves"], run_records(ids), paused_flags(ids)
     )
@@ -277,7 +275,7 @@ def model_summary(spec: ModelLifecycleSpec) -> history.ModelSummary:
 
     client, _ = mlflow_client(spec)
     registry = registry_records(client, spec, all_versions=False)
-    ids = history.dag_ids(spec.name)
+    ids = spec.dag_ids
     runs = run_records([ids["train"], ids["monitor"]], newest=LIST_RUNS)
     rows = history.version_rows(registry["versions"], registry["aliases"], {})
     windows = history.monitoring_windows(run for run in runs if run.dag_id == ids["monitor"])

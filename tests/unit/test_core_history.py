@@ -11,13 +11,13 @@ import pytest
 
 from airflow_mlc.core import history, tracking
 from airflow_mlc.core.registry import Move
-from airflow_mlc.spec import load_spec
+from airflow_mlc.spec import DAG_KINDS, load_spec
 from airflow_mlc.ui import charts
 from tests.conftest import BIKES_SPEC
 
 pytestmark = pytest.mark.unit
 
-TRAIN, MONITOR, PREDICT, ROLLBACK = (f"mlc_bikes_{role}" for role in history.DAG_ROLES)
+TRAIN, MONITOR, PREDICT, ROLLBACK = (f"mlc_bikes_{kind}" for kind in DAG_KINDS)
 
 
 def version(number: int, run_id: str, **tags: str) -> SimpleNamespace:

@@ -386,7 +386,7 @@ def test_skops_imports_quietly_in_a_task_process() -> None:
     script = """
 import warnings
 import airflow.utils.timezone
-from airflow_mlc.core.tracking import import_skops
+from airflow_mlc.core.skops_import import import_skops
 warnings.simplefilter("always")
 with warnings.catch_warnings(record=True) as caught:
     skops_io = import_skops()

@@ -21,7 +21,7 @@ import airflow.sdk, airflow.models, airflow.sdk.execution_time.task_runner
 import pandas, sklearn.ensemble
 started = time.perf_counter()
 if sys.argv[1] == "fast":
-    from airflow_mlc.core.tracking import import_skops
+    from airflow_mlc.core.skops_import import import_skops
     import_skops()
 else:
     with warnings.catch_warnings():
