@@ -3,17 +3,20 @@
 In one run, all under the same load:
 
 (a) ``mlc_bikes_train`` of the shipped ``dags/specs/bikes.yaml`` (embedded MLflow on SQLite under the
-    Airflow home, artifacts in local folders), run by ``airflow scheduler`` with the LocalExecutor (one
-    process per task), ``airflow dag-processor`` and ``airflow api-server`` (the task runners' execution
-    API) on a free loopback port. The metadata DB is SQLite (Airflow 3.3 accepts it with the
-    LocalExecutor) or, with ``--postgres``, a fresh ``mlc_bench_<random>`` database on 127.0.0.1:5432
-    (dropped afterwards). One run is triggered with the winter window; its time is the DAG run's
-    ``queued_at`` to ``end_date``, and each task's ``start_date`` to ``end_date`` is printed.
+    Airflow home, artifacts in local folders), run by ``airflow scheduler`` (one process per task),
+    ``airflow dag-processor`` and ``airflow api-server`` (the task runners' execution API) on a free
+    loopback port; twice, a deployment each: with Airflow's LocalExecutor, and with the provider's
+    ``PreloadingLocalExecutor``, which loads the phases' libraries before it forks its workers. The
+    metadata DB is SQLite (Airflow 3.3 accepts it with the LocalExecutor) or, with ``--postgres``, a
+    fresh ``mlc_bench_<random>`` database on 127.0.0.1:5432 (dropped afterwards). One run is triggered
+    with the winter window; its time is the DAG run's ``queued_at`` to ``end_date``, and each task's
+    ``start_date`` to ``end_date`` is printed, with the memory (PSS) of the scheduler and its workers.
 (b) A hand-written script (no Airflow) doing the same work in one process: read the CSV window, time
     split, the spec's pipeline and search, MLflow logging and model registration; timed as a subprocess.
 (c) Start-up costs, each in a fresh interpreter after ``import airflow.sdk`` (as a task process has it):
     what each phase's ``execute`` imports, the DAG file's parse, and the monitoring run's fixed cost
-    (imports, spec, MLflow client set-up and the first registry call, before the first byte of work).
+    (imports, spec, MLflow client set-up and the first registry call, before the first byte of work),
+    also after an untimed preload, as a task forked by the ``PreloadingLocalExecutor`` has it.
 
 Every Python process gets a private bytecode cache (``PYTHONPYCACHEPREFIX`` in the work folder), warmed
 before anything is timed, as a deployed image has compiled bytecode. Native thread pools are limited to
@@ -55,6 +58,9 @@ POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 RATIO_GOAL = 1.5
 MONITORING_GOAL = 2.0
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: The executors the DAG run is timed under, side by side (tests.integration.stack.EXECUTORS): Airflow's, and
+#: the provider's, which preloads the phases' libraries before it forks its workers.
+EXECUTORS = ("LocalExecutor", "PreloadingLocalExecutor")
 
 #: What each phase's ``execute`` imports, the libraries it uses included, in the order it imports them.
 PHASE_IMPORTS = {
@@ -174,9 +180,9 @@ def base_env(workdir: Path, threads: int) -> dict[str, str]:
     return env
 
 
-def airflow_env(env: dict[str, str], home: Path, database_url: str, api_port: int) -> dict[str, str]:
-    """The integration tier's deployment configuration (LocalExecutor), with this benchmark's threads and cache."""
-    shared = deployment_env(home, database_url, api_port, ROOT / "dags" / "specs", "LocalExecutor", None, "default")
+def airflow_env(env: dict[str, str], home: Path, database_url: str, api_port: int, executor: str) -> dict[str, str]:
+    """The integration tier's deployment configuration (``executor``), with this benchmark's threads and cache."""
+    shared = deployment_env(home, database_url, api_port, ROOT / "dags" / "specs", executor, None, "default")
     shared.update({name: env[name] for name in (*THREAD_VARIABLES, "PYTHONPYCACHEPREFIX")})
     shared.pop("PYTHONDONTWRITEBYTECODE", None)
     return shared
@@ -208,18 +214,18 @@ def moment(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def dag_run_under_scheduler(workdir: Path, env: dict[str, str], postgres: bool) -> dict[str, Any]:
+def dag_run_under_scheduler(workdir: Path, env: dict[str, str], postgres: bool, executor: str) -> dict[str, Any]:
     """Trigger one run of the training DAG under a real scheduler; its duration and its tasks' durations."""
     import sqlalchemy
 
     home = workdir / "airflow"
-    home.mkdir()
+    home.mkdir(parents=True)
     (home / "passwords.json").write_text(json.dumps({"admin": secrets.token_urlsafe(12)}))
     api_port = free_port()
     airflow = str(BIN / "airflow")
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(metadata_database(stack, home, postgres))
-        aenv = airflow_env(env, home, database_url, api_port)
+        aenv = airflow_env(env, home, database_url, api_port, executor)
         run([airflow, "db", "migrate"], aenv)
         commands = {
             "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(api_port)],
@@ -253,6 +259,7 @@ def dag_run_under_scheduler(workdir: Path, env: dict[str, str], postgres: bool) 
             900,
             "the run to finish",
         )[0]
+        scheduler_memory = process_tree_memory(servers[1].popen.pid)
         tasks = query(
             "select task_id, state, start_date, end_date from task_instance where dag_id = :d and run_id = :r "
             "order by start_date",
@@ -270,7 +277,29 @@ def dag_run_under_scheduler(workdir: Path, env: dict[str, str], postgres: bool) 
                 (task_id, (moment(end) - moment(start)).total_seconds()) for task_id, _, start, end in tasks if start
             ],
             "home": home,
+            "scheduler_memory": scheduler_memory,
         }
+
+
+def process_tree_memory(pid: int) -> tuple[int, float]:
+    """The number of processes in ``pid``'s tree and their proportional set size (shared pages split), in MB."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        pending.extend(children.get(current, []))
+    pss_kb = 0
+    for member in tree:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss_kb += int(line.split()[1])
+    return len(tree), pss_kb / 1024
 
 
 def execution_api_ready(api_port: int) -> bool:
@@ -420,14 +449,20 @@ def dag_file_parse() -> dict[str, float]:
     return {"dags/mlc_dags.py": time.perf_counter() - started}
 
 
-def monitoring_fixed_cost(home: str) -> dict[str, float]:
+def monitoring_fixed_cost(home: str, preloaded: bool = False) -> dict[str, float]:
     """A monitoring task's fixed cost after ``import airflow.sdk``, up to its first byte of work.
 
     The imports the drift task makes before it reads data (its operator module, the drift core, storage,
     MLflow), the spec, and the MLflow client with its first registry call (the champion), against the
-    store the training run filled.
+    store the training run filled. With ``preloaded``, after an untimed ``preload()``, as in a task process
+    the PreloadingLocalExecutor forks.
     """
     import airflow.sdk  # noqa: F401
+
+    if preloaded:
+        from airflow_mlc.core.preload import preload
+
+        preload()
 
     costs: dict[str, float] = {}
     started = time.perf_counter()
@@ -496,32 +531,44 @@ def main() -> None:
         sdk = time.perf_counter() - sdk_started
         print(f"  every task: interpreter + `import airflow.sdk` {sdk:.2f} s; parse of dags/mlc_dags.py {parse:.2f} s")
 
-        print(f"\n(a) {DAG_ID} under the scheduler (LocalExecutor, {'PostgreSQL' if args.postgres else 'SQLite'}) ...")
-        dag_run = dag_run_under_scheduler(workdir, env, args.postgres)
+        runs = {}
+        for executor in EXECUTORS:
+            print(f"\n(a) {DAG_ID} under the scheduler ({executor}, {'PostgreSQL' if args.postgres else 'SQLite'}) ...")
+            runs[executor] = dag_run_under_scheduler(workdir / executor, env, args.postgres, executor)
         print("(b) the hand-written script ...", flush=True)
         script = time_hand_written(workdir, env)
 
-        tasks = dag_run["tasks"]
-        in_tasks = sum(seconds for _, seconds in tasks)
-        ratio = dag_run["seconds"] / script
-        print(f"\n(a) DAG run, trigger to success: {dag_run['seconds']:6.2f} s")
-        for task_id, seconds in tasks:
-            print(f"      {task_id:<10} {seconds:6.2f} s")
-        print(
-            f"      in tasks {in_tasks:.2f} s; queued to running {dag_run['queued_to_start']:.2f} s; "
-            f"between tasks {dag_run['seconds'] - in_tasks - dag_run['queued_to_start']:.2f} s"
-        )
-        print(f"(b) hand-written script:           {script:6.2f} s")
-        print(f"    ratio (a)/(b) {ratio:.2f}x  (goal {RATIO_GOAL}x: {'met' if ratio <= RATIO_GOAL else 'NOT met'})")
+        for executor, dag_run in runs.items():
+            tasks = dag_run["tasks"]
+            in_tasks = sum(seconds for _, seconds in tasks)
+            print(f"\n(a) {executor}: DAG run, trigger to success: {dag_run['seconds']:6.2f} s")
+            for task_id, seconds in tasks:
+                print(f"      {task_id:<10} {seconds:6.2f} s")
+            print(
+                f"      in tasks {in_tasks:.2f} s; queued to running {dag_run['queued_to_start']:.2f} s; "
+                f"between tasks {dag_run['seconds'] - in_tasks - dag_run['queued_to_start']:.2f} s"
+            )
+            processes, pss = dag_run["scheduler_memory"]
+            print(f"      the scheduler and its workers after the run: {processes} processes, PSS {pss:.0f} MB")
+        print(f"(b) hand-written script: {script:6.2f} s")
+        for executor, dag_run in runs.items():
+            ratio = dag_run["seconds"] / script
+            verdict = "met" if ratio <= RATIO_GOAL else "NOT met"
+            print(f"    ratio (a)/(b), {executor:<24} {ratio:.2f}x  (goal {RATIO_GOAL}x: {verdict})")
 
-        costs = in_child(env, "monitoring_fixed_cost", str(dag_run["home"]))
-        fixed = sum(costs.values())
-        print(
-            f"\n(c) monitoring task's fixed cost beyond airflow.sdk: {fixed:.2f} s "
-            f"(goal {MONITORING_GOAL} s: {'met' if fixed <= MONITORING_GOAL else 'NOT met'})"
-        )
-        for name, seconds in costs.items():
-            print(f"      {name:<34} {seconds:5.2f} s")
+        home = str(runs["PreloadingLocalExecutor"]["home"])
+        for label, function in (
+            ("a fresh task process (LocalExecutor)", "monitoring_fixed_cost"),
+            ("a task process forked after the preload (PreloadingLocalExecutor)", "monitoring_fixed_cost_preloaded"),
+        ):
+            costs = in_child(env, function, home)
+            fixed = sum(costs.values())
+            print(
+                f"\n(c) monitoring task's fixed cost beyond airflow.sdk, {label}: {fixed:.2f} s "
+                f"(goal {MONITORING_GOAL} s: {'met' if fixed <= MONITORING_GOAL else 'NOT met'})"
+            )
+            for name, seconds in costs.items():
+                print(f"      {name:<34} {seconds:5.2f} s")
     finally:
         if args.keep:
             print(f"\nKept {workdir}")
@@ -538,6 +585,8 @@ if __name__ == "__main__":
             print(json.dumps(import_costs(json.loads(argument))))
         elif function == "dag_file_parse":
             print(json.dumps(dag_file_parse()))
+        elif function == "monitoring_fixed_cost_preloaded":
+            print(json.dumps(monitoring_fixed_cost(argument, preloaded=True)))
         else:
             print(json.dumps(monitoring_fixed_cost(argument)))
     else:

@@ -77,7 +77,7 @@ def make_connections(api: AirflowApi, stack: Deployment) -> None:
     api.add_connection("mlc_source", "postgres", host="127.0.0.1", port=5432, login="postgres", schema=database)
 
 
-@pytest.fixture(scope="module", params=["LocalExecutor", "CeleryExecutor"])
+@pytest.fixture(scope="module", params=["PreloadingLocalExecutor", "CeleryExecutor"])
 def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     workdir = tmp_path_factory.mktemp(request.param)
     timings = Timings()  # written to <workdir>/timings.json: where the set-up's seconds went

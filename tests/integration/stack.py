@@ -308,6 +308,19 @@ class Airflow:
         return "\n".join(f"--- {log.relative_to(log.parents[3])}\n{tail(log, 40)}" for log in logs)
 
 
+#: The executors a deployment can run, by the name its tests are known by, as the settings that choose them. Both
+#: preload the phases' libraries in the processes that fork the task processes, as docs/deployment.md recommends;
+#: the browser tier's deployment runs the plain LocalExecutor.
+EXECUTORS: dict[str, dict[str, str]] = {
+    "LocalExecutor": {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"},
+    "PreloadingLocalExecutor": {"AIRFLOW__CORE__EXECUTOR": "airflow_mlc.executors.local.PreloadingLocalExecutor"},
+    "CeleryExecutor": {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "airflow_mlc.executors.celery_config.CELERY_CONFIG",
+    },
+}
+
+
 def airflow_env(
     home: Path,
     database_url: str,
@@ -327,7 +340,7 @@ def airflow_env(
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
-        "AIRFLOW__CORE__EXECUTOR": executor,
+        **EXECUTORS[executor],
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__FERNET_KEY": fernet_key(),

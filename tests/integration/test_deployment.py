@@ -17,6 +17,9 @@ pytestmark = pytest.mark.integration
 
 ARTIFACT_PREFIX = f"mlc/{SPEC_NAME}/"
 BACKFILL_DAYS = ["2011-03-20", "2011-03-21", "2011-03-22"]
+#: What airflow_mlc.core.preload logs in the process that forks the task processes: the scheduler with the
+#: PreloadingLocalExecutor, the Celery worker with airflow_mlc.executors.celery_config.
+PRELOADED = "preloaded the phases' libraries"
 
 
 def test_training_dag_succeeds_with_nothing_on_local_disk(deployed: Deployed) -> None:
@@ -37,6 +40,9 @@ def test_training_dag_succeeds_with_nothing_on_local_disk(deployed: Deployed) ->
     for process in deployed.stack.airflow.processes:  # logs only: data, models and reports went to the servers
         home = Path(process.env["AIRFLOW_HOME"])
         assert not (home / "mlflow").exists() and not (home / "mlc").exists()
+    # The tasks ran in processes forked from one that had loaded the phases' libraries (docs/deployment.md).
+    preloaded = {p.name for p in deployed.stack.airflow.processes if PRELOADED in p.log.read_text(errors="replace")}
+    assert preloaded in ({"scheduler"}, {"worker"}), preloaded
 
 
 def test_drift_event_from_a_deferred_monitor_starts_training(deployed: Deployed) -> None:
