@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from airflow_mlc.core import storage, tracking
@@ -31,7 +32,15 @@ from airflow_mlc.core.drift_stats import (
     store_reference_profile,
     take_rows,
 )
-from airflow_mlc.core.metrics import Predictions, compute, compute_all, model_features, predict, why_undefined
+from airflow_mlc.core.metrics import (
+    Predictions,
+    compute,
+    compute_all,
+    model_features,
+    predict,
+    predict_chunks,
+    why_undefined,
+)
 from airflow_mlc.core.storage import Storage
 from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
 from airflow_mlc.spec import LOWER_IS_BETTER, ModelLifecycleSpec
@@ -378,7 +387,7 @@ def quality_baseline(run_metrics: Mapping[str, float], metric: str) -> float | N
 def quality_check(
     spec: ModelLifecycleSpec,
     model: Any,
-    current: pd.DataFrame,
+    current: pd.DataFrame | Columns,
     baseline: float | None,
     positive_class: Any = None,
     baseline_rows: pd.DataFrame | None = None,
@@ -391,10 +400,14 @@ def quality_check(
     without labels, with too few of them, or on which the gate metric is undefined (an AUC on rows of
     one class) is scored as far as it can be and not judged; ``reason`` says why.
 
+    The window is read ``prediction.chunk_rows`` rows at a time, only the columns the model and the
+    report need; what stays in memory is the labels and the model's outputs, and the report's sample.
+
     Args:
         spec: the model's spec.
         model: the champion, fitted.
-        current: the window's rows; those with a target value are scored.
+        current: the window's rows, a frame or a file read by columns (``storage.ParquetColumns``);
+            those with a target value are scored.
         baseline: the gate metric at the champion's evaluation (:func:`quality_baseline`).
         positive_class: the champion's positive class (as recorded with it, matched to its classes by
             value or by text); default: the spec's ``positive_class``, else the window's minority class.
@@ -408,24 +421,44 @@ def quality_check(
     Raises:
         DataError: the window lacks a feature the champion needs.
     """
-    metric = spec.gates.metric
-    _check_columns(current, model_features(model, spec.features.columns), "the monitored window")
-    if spec.target not in current.columns:
-        unknown = QualityResult(0, metric, reason=f"the window has no target column {spec.target!r}: quality not known")
+    metric, target = spec.gates.metric, spec.target
+    source = FrameColumns(current) if isinstance(current, pd.DataFrame) else current
+    needed = model_features(model, spec.features.columns)
+    _check_names(source.names, needed, "the monitored window")
+    if target not in source.names:
+        unknown = QualityResult(0, metric, reason=f"the window has no target column {target!r}: quality not known")
         return unknown, None
-    labelled = current[current[spec.target].notna()]
-    if labelled.empty:
+    labelled_rows = int(take_rows(source.column(target), None).notna().sum())
+    if not labelled_rows:
         return QualityResult(0, metric, reason="the window has no labelled rows yet: quality not known"), None
     configured = positive_class if positive_class is not None else spec.positive_class
-    predictions = predict(model, labelled, spec.features.columns, spec.target, spec.task, configured)
+    report_columns = [*(c for c in spec.features.columns if c in source.names), target]
+    picked = sample_indices(labelled_rows, REPORT_SAMPLE_ROWS, REPORT_SAMPLE_SEED)
+    samples: list[pd.DataFrame] = []
+
+    def labelled_batches() -> Iterator[pd.DataFrame]:
+        seen = 0
+        for batch in source.batches(list(dict.fromkeys([*needed, *report_columns])), spec.prediction.chunk_rows):
+            rows = batch[batch[target].notna()]
+            if picked is None:
+                samples.append(rows[report_columns])
+            else:
+                first, last = np.searchsorted(picked, [seen, seen + len(rows)])
+                samples.append(rows[report_columns].iloc[picked[first:last] - seen])
+            seen += len(rows)
+            yield rows
+
+    predictions = predict_chunks(model, labelled_batches(), spec.features.columns, target, spec.task, configured)
     earlier = None
-    if baseline_rows is not None and spec.target in baseline_rows.columns:
-        rows = baseline_rows[baseline_rows[spec.target].notna()]
+    if baseline_rows is not None and target in baseline_rows.columns:
+        rows = baseline_rows[baseline_rows[target].notna()]
         if spec.task == "classification":  # like with like: a class the window lacks leaves the baseline too
-            rows = rows[rows[spec.target].isin(pd.unique(labelled[spec.target]))]
-        earlier = predict(model, rows, spec.features.columns, spec.target, spec.task, predictions.positive)
+            rows = rows[rows[target].isin(pd.unique(predictions.y_true))]
+        earlier = predict(model, rows, spec.features.columns, target, spec.task, predictions.positive)
     verdict = _judge(spec, predictions, compute_all(predictions), baseline, configured is not None, earlier)
-    snapshot, report, problems = _quality_snapshot(spec, labelled, predictions)
+    sample = pd.concat(samples, ignore_index=True)
+    shown = predictions if picked is None else predictions.take(picked)
+    snapshot, report, problems = _quality_snapshot(spec, sample, shown)
     return QualityResult(**verdict, report=report, report_problems=problems), snapshot
 
 
@@ -543,10 +576,11 @@ def _free_name(base: str, taken: set[str]) -> str:
 def _quality_snapshot(
     spec: ModelLifecycleSpec, labelled: pd.DataFrame, predictions: Predictions
 ) -> tuple[Any, str, list[str]]:
-    """Evidently's regression or classification preset on the labelled rows and the champion's predictions.
+    """Evidently's regression or classification preset on labelled rows and the champion's predictions of them.
 
-    The report is built from at most :data:`REPORT_SAMPLE_ROWS` of the rows (a seeded sample); the
-    metrics and the verdict come from every labelled row (:func:`quality_check`), each predicted once.
+    ``labelled`` and ``predictions`` are the report's rows: :func:`quality_check` passes at most
+    :data:`REPORT_SAMPLE_ROWS` of the labelled rows (a seeded sample); the metrics and the verdict come
+    from every labelled row, each predicted once.
 
     The task comes from the model: a binary classification (``pos_label`` its positive class) when it
     knows exactly two classes, else a multi-class one, whatever the window holds. Labels are given to
@@ -564,10 +598,8 @@ def _quality_snapshot(
     target = spec.target
     prediction = _free_name("prediction", {*features, target})
     probability = _free_name("probability", {*features, target, prediction})
-    rows = sample_indices(len(labelled), REPORT_SAMPLE_ROWS, REPORT_SAMPLE_SEED)
-    picked = slice(None) if rows is None else rows
-    frame = labelled[[*features, target]].iloc[picked].reset_index(drop=True)
-    predicted, y_true = predictions.predicted[picked], predictions.y_true[picked]
+    frame = labelled[[*features, target]].reset_index(drop=True)
+    predicted, y_true = predictions.predicted, predictions.y_true
     attempts: list[tuple[str, Any, list[str], Any]] = []  # (what, preset, columns, data definition)
     if spec.task == "regression":
         frame[prediction] = predicted
@@ -592,7 +624,7 @@ def _quality_snapshot(
         if predictions.binary:
             positive = str(predictions.positive)
             if predictions.probabilities and predictions.scores is not None:
-                frame[probability] = predictions.scores[picked, predictions.classes.index(predictions.positive)]
+                frame[probability] = predictions.scores[:, predictions.classes.index(predictions.positive)]
                 definition = classification(
                     BinaryClassification, [probability], pos_label=positive, prediction_probas=probability
                 )

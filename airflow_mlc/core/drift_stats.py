@@ -60,6 +60,10 @@ class Columns(Protocol):
 
     def column(self, name: str) -> ColumnValues: ...
 
+    def batches(self, names: list[str], rows: int) -> Iterator[pd.DataFrame]:
+        """The columns ``names`` by consecutive batches of at most ``rows`` rows, in order."""
+        ...
+
 
 class FrameColumns:
     """A pandas frame seen as :class:`Columns`."""
@@ -77,6 +81,11 @@ class FrameColumns:
 
     def column(self, name: str) -> ColumnValues:
         return self.frame[name]
+
+    def batches(self, names: list[str], rows: int) -> Iterator[pd.DataFrame]:
+        columns = self.frame[names]
+        for start in range(0, max(len(columns), 1), rows):  # an empty frame is one empty batch
+            yield columns.iloc[start : start + rows]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -247,7 +247,50 @@ def predict(
     Raises:
         DataError: a feature the model needs or the target is missing, or a row has no label.
     """
+    return predict_chunks(model, [frame], features, target, task, positive_class)
+
+
+def predict_chunks(
+    model: Any,
+    chunks: Iterable[pd.DataFrame],
+    features: list[str],
+    target: str,
+    task: str,
+    positive_class: Any = None,
+) -> Predictions:
+    """:func:`predict` on rows that come a chunk at a time: only one chunk's rows are in memory with the outputs.
+
+    The chunks must have the same columns. The result is the one :func:`predict` gives on all the rows at
+    once: the positive class by default is the minority class of all of them.
+    """
     needed = model_features(model, features)
+    known = getattr(model, "classes_", None)
+    classes = tuple(np.asarray(known).tolist()) if known is not None else None
+    truths, outputs, scored = [], [], []  # scored: (scores, from predict_proba) of each chunk with rows
+    for frame in chunks:
+        y_true, predicted, scores, from_proba = _predict_chunk(model, frame, needed, target, task, classes)
+        truths.append(y_true)
+        outputs.append(predicted)
+        if len(y_true):
+            scored.append((scores, from_proba))
+    if not truths:
+        raise ValueError("predict_chunks needs at least one chunk, even an empty one")
+    y_true, predicted = np.concatenate(truths), np.concatenate(outputs)
+    if task == "regression":
+        return Predictions(task, y_true, predicted)
+    scores, probabilities = None, False
+    if scored and all(chunk_scores is not None for chunk_scores, _ in scored):
+        scores = np.concatenate([chunk_scores for chunk_scores, _ in scored])
+        probabilities = all(from_proba for _, from_proba in scored)
+    classes = classes if classes is not None else sorted_labels(y_true, predicted)
+    positive = resolve_positive_class(y_true, classes, positive_class)
+    return Predictions(task, y_true, predicted, scores, probabilities, classes, positive)
+
+
+def _predict_chunk(
+    model: Any, frame: pd.DataFrame, needed: list[str], target: str, task: str, classes: tuple[Any, ...] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, bool]:
+    """One chunk's labels, predictions and class scores (None when the model has none)."""
     missing = [column for column in needed if column not in frame.columns]
     if missing:
         raise DataError(
@@ -261,14 +304,13 @@ def predict(
     y_true = frame[target].to_numpy()
     x = frame[needed]
     if task == "regression":
-        predicted = np.asarray(model.predict(x), dtype=float) if len(x) else np.zeros(0)
-        return Predictions(task, y_true, predicted)
-    known = getattr(model, "classes_", None)
-    predicted = np.asarray(model.predict(x)).ravel() if len(x) else np.asarray(known if known is not None else [])[:0]
-    classes = tuple(np.asarray(known).tolist()) if known is not None else sorted_labels(y_true, predicted)
-    scores, probabilities = _scores(model, x, len(classes))
-    positive = resolve_positive_class(y_true, classes, positive_class)
-    return Predictions(task, y_true, predicted, scores, probabilities, classes, positive)
+        return y_true, np.asarray(model.predict(x), dtype=float) if len(x) else np.zeros(0), None, False
+    if not len(x):
+        return y_true, np.asarray(classes if classes is not None else [])[:0], None, False
+    predicted = np.asarray(model.predict(x)).ravel()
+    count = len(classes) if classes is not None else len(sorted_labels(y_true, predicted))
+    scores, probabilities = _scores(model, x, count)
+    return y_true, predicted, scores, probabilities
 
 
 def _scores(model: Any, x: pd.DataFrame, classes: int) -> tuple[np.ndarray | None, bool]:

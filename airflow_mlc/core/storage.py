@@ -132,6 +132,15 @@ class ParquetColumns:
         """The column ``name`` as an Arrow ChunkedArray."""
         return self._file.read(columns=[name]).column(0)
 
+    def batches(self, names: list[str], rows: int) -> Iterator[pd.DataFrame]:
+        """The columns ``names`` by consecutive batches of at most ``rows`` rows (one empty batch for no rows)."""
+        empty = True
+        for batch in self._file.iter_batches(batch_size=rows, columns=names):
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield self._file.schema_arrow.empty_table().select(names).to_pandas()
+
 
 def read_parquet(uri: str, options: dict[str, Any] | None = None) -> pd.DataFrame:
     return pd.read_parquet(uri, storage_options=options_for(uri, options or {}))

@@ -62,11 +62,6 @@ class _MonitoringOperator(MLCBaseOperator):
 
         return version_by_alias(client, self.model_spec.registered_model_name, CHAMPION)
 
-    def read_current(self) -> Any:
-        from airflow_mlc.core.storage import read_parquet
-
-        return read_parquet(uri_of(self.current), self.storage.options)
-
 
 class DriftReportOperator(_MonitoringOperator):
     """Compare the current window with the reference in an Evidently ``DataDriftPreset`` report.
@@ -178,7 +173,7 @@ class ModelQualityOperator(_MonitoringOperator):
             quality_check,
             record_quality,
         )
-        from airflow_mlc.core.storage import read_parquet_if_there
+        from airflow_mlc.core.storage import ParquetColumns, read_parquet_if_there
 
         spec = self.model_spec
         target = self.mlflow_target
@@ -192,7 +187,8 @@ class ModelQualityOperator(_MonitoringOperator):
         baseline = quality_baseline(client.get_run(champion.run_id).data.metrics, spec.gates.metric)
         positive = (champion.tags or {}).get(tracking.TAG_POSITIVE_CLASS) or None
         evaluated_on = read_parquet_if_there(champion.tags.get(tracking.TAG_TEST_DATA), self.storage.options)
-        result, snapshot = quality_check(spec, model, self.read_current(), baseline, positive, evaluated_on)
+        with ParquetColumns(uri_of(self.current), self.storage.options) as current:
+            result, snapshot = quality_check(spec, model, current, baseline, positive, evaluated_on)
 
         experiment_id, run_id = self.monitoring_run(client, context, champion)
         report_uri = None

@@ -15,6 +15,7 @@ from airflow_mlc.core.metrics import (
     compute_all,
     gate_metric_available,
     predict,
+    predict_chunks,
     resolve_positive_class,
     score_model,
     why_undefined,
@@ -282,6 +283,21 @@ def test_predict_uses_the_model_s_classes_and_probabilities() -> None:
     assert score_model(model, frame, ["usage", "plan"], "churn", "classification", "No")["recall"] == pytest.approx(
         sk.recall_score(frame.churn, model.predict(frame[["usage", "plan"]]), pos_label="No")
     )
+
+
+def test_predictions_made_chunk_by_chunk_equal_those_made_at_once() -> None:
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+
+    frame = churn_frame().sort_values("churn", ascending=False, ignore_index=True)  # the first chunks: all "Yes"
+    for estimator in (LogisticRegression(), RidgeClassifier()):
+        model = fitted(estimator, frame)
+        whole = predict(model, frame, ["usage", "plan"], "churn", "classification")
+        chunks = [frame.iloc[:0], *(frame.iloc[start : start + 37] for start in range(0, len(frame), 37))]
+        chunked = predict_chunks(model, chunks, ["usage", "plan"], "churn", "classification")
+        assert chunked.positive == whole.positive == "Yes"  # the minority of all the rows, not of the first chunk
+        assert chunked.probabilities == whole.probabilities
+        np.testing.assert_array_equal(chunked.scores, whole.scores)
+        assert compute_all(chunked) == compute_all(whole)
 
 
 def test_a_decision_function_ranks_for_either_positive_class() -> None:

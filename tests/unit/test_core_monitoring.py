@@ -464,3 +464,54 @@ def test_a_lucky_evaluation_does_not_make_every_window_a_loss() -> None:
     assert any("evaluation's own noise" in result.reason for result in judged)
     flipped = quality_check(spec, model, gaussian_rows(400, 70, flip=True), baseline, "yes", lucky)[0]
     assert flipped.degraded and flipped.change_interval[1] < 0, flipped.reason
+
+
+def regression_spec() -> ModelLifecycleSpec:
+    return parse_spec(
+        {
+            "name": "flow",
+            "task": "regression",
+            "source": {"path": "x.csv"},
+            "target": "flow rate",
+            "features": {"numeric": ["a", "b"], "categorical": ["kind"]},
+            "model": {"estimator": "sklearn.linear_model.Ridge"},
+            "gates": {"metric": "rmse", "bootstrap_rounds": 200},
+        }
+    )
+
+
+def regression_rows(rows: int, seed: int) -> pd.DataFrame:
+    generator = np.random.default_rng(seed)
+    frame = pd.DataFrame({c: generator.normal(0, 1, rows) for c in "ab"})
+    frame["kind"] = generator.choice(["x", "y"], rows)
+    frame["flow rate"] = 3 * frame["a"] - frame["b"] + generator.normal(0, 1, rows)
+    return frame
+
+
+@pytest.mark.parametrize("case", ["binary, text labels, 4 % positives", "four classes", "regression"])
+def test_a_window_read_in_chunks_is_judged_and_reported_as_when_read_whole(tmp_path, case) -> None:
+    from airflow_mlc.core.storage import ParquetColumns
+
+    if case == "regression":
+        spec, train, window, positive = regression_spec(), regression_rows(2000, 0), regression_rows(5000, 1), None
+    elif case == "four classes":
+        spec, positive = classification_spec("accuracy"), None
+        train, window = labelled_rows(2000, list("abcd")), labelled_rows(5000, list("abcd"), seed=1)
+    else:  # more labelled rows than the report's sample: the sample is taken across the chunks
+        spec, train, window, positive = gaussian_spec(), gaussian_rows(3000, 0), gaussian_rows(26000, 1), "yes"
+    model = build_pipeline(spec).fit(train[spec.features.columns], train[spec.target])
+    window.loc[window.index % 7 == 3, spec.target] = None  # rows not labelled yet, spread over every chunk
+    window.to_parquet(tmp_path / "window.parquet")
+    whole_result, whole_report = quality_check(spec, model, window, 0.9, positive)
+
+    chunked = spec.model_copy(update={"prediction": spec.prediction.model_copy(update={"chunk_rows": 1500})})
+    sizes = []
+    original = model.predict
+    model.predict = lambda x: sizes.append(len(x)) or original(x)
+    with ParquetColumns(str(tmp_path / "window.parquet")) as columns:
+        result, report = quality_check(chunked, model, columns, 0.9, positive)
+
+    labelled = int(window[spec.target].notna().sum())
+    assert max(sizes) < 1500 and sum(sizes) == labelled  # chunk by chunk, each labelled row once
+    assert result.labelled_rows == labelled and result.as_dict() == whole_result.as_dict()
+    assert report_metrics(report) == report_metrics(whole_report)
