@@ -73,7 +73,7 @@ bench-decisions: $(STAMP)
 bench-ui: $(STAMP)
 	$(BIN)/python benchmarks/models_page.py
 
-# Drift on 1M rows x 12 columns: the product's statistics against plain SciPy, time and peak memory.
+# Drift (the product's statistics against plain SciPy) and quality on 1M rows x 12 columns: time and peak memory.
 bench-drift-speed: $(STAMP)
 	$(BIN)/python benchmarks/drift_speed.py
 

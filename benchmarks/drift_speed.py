@@ -1,15 +1,20 @@
-"""How fast, and in how much memory, the drift verdict is computed on large windows, against plain SciPy.
+"""How fast, and in how much memory, the drift verdict and the quality check run on large windows.
 
-Builds a reference and a current window of ``--rows`` rows (default 1M) and 12 columns (8 numeric, 4
-categorical; 3 numeric and 1 categorical shifted) as Parquet snapshots in a temporary folder, then runs,
-each in its own child process so that peak memory is its own:
+Builds a reference and a current window of ``--rows`` rows (default 1M) and 12 feature columns (8 numeric,
+4 categorical; 3 numeric and 1 categorical shifted) and a target ``y`` (noisier in the current window) as
+Parquet snapshots in a temporary folder, then runs, each in its own child process so that peak memory is
+its own:
 
 - ``product``: the drift task's computation (``airflow_mlc.core.drift.drift_verdict``): the window read a
   column at a time from its snapshot against the reference's stored profile (built once before timing,
   as the first run against a champion builds it; that build is timed too);
 - ``scipy``: plain SciPy doing the same tests (normed Wasserstein, Jensen-Shannon) on in-memory arrays;
 - ``report``: Evidently's report of the bounded sample (``REPORT_SAMPLE_ROWS`` per side);
-- ``evidently`` (with ``--evidently``): Evidently's ``DataDriftPreset`` on the whole frames, as before.
+- ``evidently`` (with ``--evidently``): Evidently's ``DataDriftPreset`` on the whole frames, as before;
+- ``quality``: the quality task's computation (``airflow_mlc.core.drift.quality_check``) of a linear model
+  fitted on 20,000 reference rows, on every labelled row of the current snapshot read in chunks
+  (``prediction.chunk_rows``), with its bootstrap intervals (the m-out-of-n bootstrap beyond
+  ``MAX_RESAMPLE_ROWS`` rows) against 5,000 evaluation rows, and Evidently's report of its sample.
 
 Peak memory is the child's peak resident size (``VmHWM``, reset through ``/proc/self/clear_refs`` after
 the imports) minus its resident size then, before any data is read, compared with the data size: both
@@ -62,6 +67,7 @@ def window(rows: int, seed: int, shifted: bool) -> pd.DataFrame:
         names = np.array([f"{c}_{k}" for k in range(8)])
         weights = np.linspace(1, 2 if shifted and i == 0 else 1, 8)
         frame[c] = names[g.choice(8, rows, p=weights / weights.sum())]
+    frame["y"] = frame["n0"] + frame["n1"] - frame["n2"] + 0.5 * frame["n3"] + g.normal(0, 1.5 if shifted else 1, rows)
     return frame
 
 
@@ -150,7 +156,37 @@ def run_evidently(folder: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb(baseline)}
 
 
-RUNS = {"product": run_product, "report": run_report, "scipy": run_scipy, "evidently": run_evidently}
+def run_quality(folder: Path) -> dict:
+    from airflow_mlc.core.drift import quality_check
+    from airflow_mlc.core.metrics import compute, predict
+    from airflow_mlc.core.storage import iter_parquet
+    from airflow_mlc.core.train import build_pipeline
+
+    model_spec = spec()
+    known = next(iter_parquet(str(folder / "reference.parquet"), 25_000))
+    train, evaluation = known.iloc[:20_000], known.iloc[20_000:]
+    model = build_pipeline(model_spec).fit(train[NUMERIC + CATEGORICAL], train["y"])
+    evaluated = compute("rmse", predict(model, evaluation, NUMERIC + CATEGORICAL, "y", "regression"))
+    baseline = start_peak()
+    started = time.perf_counter()
+    with ParquetColumns(str(folder / "current.parquet")) as current:
+        result, _ = quality_check(model_spec, model, current, evaluated, baseline_rows=evaluation)
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_mb": peak_mb(baseline),
+        "rows": result.labelled_rows,
+        "degraded": result.degraded,
+        "reason": result.reason,
+    }
+
+
+RUNS = {
+    "product": run_product,
+    "report": run_report,
+    "scipy": run_scipy,
+    "evidently": run_evidently,
+    "quality": run_quality,
+}
 
 
 def in_child(mode: str, folder: Path) -> dict:
@@ -177,6 +213,7 @@ def main() -> None:
         reference, current = window(arguments.rows, 1, False), window(arguments.rows, 2, True)
         data_mb = (reference.memory_usage(deep=True).sum() + current.memory_usage(deep=True).sum()) / MB
         numeric_mb = 2 * arguments.rows * len(NUMERIC) * 8 / MB
+        window_mb = current.memory_usage(deep=True).sum() / MB
         reference.to_parquet(folder / "reference.parquet", index=False)
         current.to_parquet(folder / "current.parquet", index=False)
         del reference, current
@@ -184,7 +221,7 @@ def main() -> None:
             f"{arguments.rows:,} rows x {len(NUMERIC) + len(CATEGORICAL)} columns per side; data in memory "
             f"{data_mb:,.0f} MB (numeric part {numeric_mb:,.0f} MB); kinds {sorted(set(drift_kinds(spec()).values()))}"
         )
-        modes = ["product", "report"]
+        modes = ["product", "report", "quality"]
         if not arguments.no_baseline:
             modes.append("scipy")
             if arguments.evidently:
@@ -215,6 +252,12 @@ def main() -> None:
         if "evidently" in found:
             print(f"Evidently / product: {found['evidently']['seconds'] / product['seconds']:.1f}x")
     print(f"product peak / data size: {product['peak_mb'] / data_mb:.2f}x (goal <= 1.5x)")
+    quality = found["quality"]
+    print(
+        f"quality check: {quality['rows']:,} labelled rows in {quality['seconds']:.2f} s, "
+        f"peak {quality['peak_mb']:.0f} MB = {quality['peak_mb'] / window_mb:.2f}x the window's {window_mb:,.0f} MB"
+    )
+    print(f"quality verdict: degraded {quality['degraded']}: {quality['reason']}")
 
 
 if __name__ == "__main__":

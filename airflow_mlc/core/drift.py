@@ -428,7 +428,8 @@ def quality_check(
     if target not in source.names:
         unknown = QualityResult(0, metric, reason=f"the window has no target column {target!r}: quality not known")
         return unknown, None
-    labelled_rows = int(take_rows(source.column(target), None).notna().sum())
+    chunk_rows = spec.prediction.chunk_rows
+    labelled_rows = sum(int(batch[target].notna().sum()) for batch in source.batches([target], chunk_rows))
     if not labelled_rows:
         return QualityResult(0, metric, reason="the window has no labelled rows yet: quality not known"), None
     configured = positive_class if positive_class is not None else spec.positive_class
@@ -438,7 +439,7 @@ def quality_check(
 
     def labelled_batches() -> Iterator[pd.DataFrame]:
         seen = 0
-        for batch in source.batches(list(dict.fromkeys([*needed, *report_columns])), spec.prediction.chunk_rows):
+        for batch in source.batches(list(dict.fromkeys([*needed, *report_columns])), chunk_rows):
             rows = batch[batch[target].notna()]
             if picked is None:
                 samples.append(rows[report_columns])

@@ -144,7 +144,7 @@ class _Undefined(Exception):
 
 def _regression_rows(y_true: np.ndarray, predicted: np.ndarray) -> _Rows:
     try:
-        return _Rows(y_true.astype(float), predicted.astype(float))
+        return _Rows(np.asarray(y_true, dtype=float), np.asarray(predicted, dtype=float))  # no copy of floats
     except (TypeError, ValueError):
         raise DataError(
             f"a regression needs numeric values; the target holds e.g. {y_true[:3].tolist()}, "
