@@ -173,6 +173,66 @@ class SplitSpec(_Strict):
     stratify: bool = Field(True, description="Keep each class's share on both sides of a random classification split.")
 
 
+#: The group metrics of ``gates.fairness``, by task (docs/governance.md), each measured per group by fairlearn.
+FAIRNESS_METRICS = {
+    "classification": (
+        "selection_rate",
+        "recall",
+        "false_positive_rate",
+        "false_negative_rate",
+        "precision",
+        "error_rate",
+        "accuracy",
+    ),
+    "regression": ("mae", "rmse", "mean_prediction"),
+}
+#: Fairness metrics of one class: they need a binary classification and its positive class.
+BINARY_FAIRNESS_METRICS = {"selection_rate", "recall", "false_positive_rate", "false_negative_rate", "precision"}
+
+
+class FairnessSpec(_Strict):
+    """A bias gate: the gap of a metric between the groups of each sensitive column."""
+
+    sensitive: list[str] = Field(
+        min_length=1,
+        description="Columns whose values define the groups, each judged on its own; they need not be features.",
+    )
+    metric: str = Field("selection_rate", description="The metric compared between groups (docs/governance.md).")
+    max_gap: float = Field(gt=0, description="Largest difference of the metric between two groups.")
+    min_group_rows: int = Field(
+        30, ge=1, description="Groups with fewer test rows are reported but not judged (their metric is mostly noise)."
+    )
+
+
+class SlicesSpec(_Strict):
+    """The gate metric per value of chosen columns, against the champion on the same rows."""
+
+    columns: list[str] = Field(min_length=1, description="Columns whose values are the slices.")
+    min_rows: int = Field(30, ge=2, description="Slices with fewer compared rows are reported but not judged.")
+    max_loss: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Block a candidate that is, on some slice, worse than the champion by more than this share of the "
+            "champion's value and significantly so; None: report the slices only."
+        ),
+    )
+
+
+class ExplanationsSpec(_Strict):
+    """Permutation importance of each candidate on its test rows, and a leak guard on its top features."""
+
+    importance: bool = Field(True, description="Compute and log each candidate's permutation importance.")
+    repeats: int = Field(5, ge=1, le=100, description="Shuffles of each feature.")
+    max_rows: int = Field(5000, ge=50, description="Test rows used at most (a seeded sample of them).")
+    top: int = Field(3, ge=1, description="How many of the most important features are checked for forbidden ones.")
+    forbidden: list[str] = Field(
+        [],
+        description="Features that must not be among the top ones (an identifier, a copy of the target): "
+        "a candidate for which one is blocks its promotion.",
+    )
+
+
 class GatesSpec(_Strict):
     """What a candidate must reach to become champion."""
 
@@ -197,6 +257,8 @@ class GatesSpec(_Strict):
             "class and class shares, or their mean) on its test rows."
         ),
     )
+    fairness: FairnessSpec | None = Field(None, description="A bias gate between groups of sensitive columns.")
+    slices: SlicesSpec | None = Field(None, description="The gate metric per slice, against the champion.")
     absolute_with_champion: Literal["block", "allow_if_better"] = Field(
         "allow_if_better",
         description=(
@@ -350,6 +412,7 @@ class ModelLifecycleSpec(_Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
     prediction: PredictionSpec = PredictionSpec()
+    explanations: ExplanationsSpec = ExplanationsSpec()
     storage: StorageSpec = StorageSpec()
     mlflow: MlflowSpec = MlflowSpec()
     tags: list[str] = []
@@ -364,6 +427,13 @@ class ModelLifecycleSpec(_Strict):
             raise ValueError(f"gates.metric {metric!r} is not a {self.task} metric (one of: {allowed})")
         if self.positive_class is not None and self.task != "classification":
             raise ValueError("positive_class applies to a classification only")
+        fairness = self.gates.fairness
+        if fairness is not None and fairness.metric not in FAIRNESS_METRICS[self.task]:
+            allowed = ", ".join(FAIRNESS_METRICS[self.task])
+            raise ValueError(f"gates.fairness.metric {fairness.metric!r} is not a {self.task} one (one of: {allowed})")
+        unknown = [c for c in self.explanations.forbidden if c not in self.features.columns]
+        if unknown:
+            raise ValueError(f"explanations.forbidden names columns that are not features: {unknown}")
         if self.split.method == "time" and not self.source.time_column:
             raise ValueError("split.method 'time' needs source.time_column")
         if self.split.key is not None and not self.split.key:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from airflow_mlc.core import tracking
 from airflow_mlc.core.compare import Comparison, paired_comparison
+from airflow_mlc.core.governance import GovernanceCheck, fairness_check, permutation_importance_of, slice_check
 from airflow_mlc.core.ingest import to_times
 from airflow_mlc.core.metrics import Predictions, compute, compute_all, predict
 from airflow_mlc.core.prepare import row_hashes, split_key, split_rule
@@ -67,6 +68,7 @@ class Evaluation:
     comparison: dict[str, Any] | None = None
     baseline: dict[str, Any] | None = None
     positive_class: str | None = None
+    governance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,6 +182,9 @@ class _ChampionCheck:
     scored_on: str
     champion_metrics: dict[str, float] = field(default_factory=dict)
     comparison: Comparison | None = None
+    compared: pd.DataFrame | None = None  # the rows both were scored on, and each model's predictions of them
+    mine: Predictions | None = None
+    theirs: Predictions | None = None
 
 
 def _champion_check(
@@ -202,7 +207,7 @@ def _champion_check(
     comparison = _compare(name, mine, theirs, gates, spec.split.seed)
     if comparison is None:
         reason = f"{name} cannot be compared on {scored_on}"
-        return _ChampionCheck(False, reason, len(rows), scored_on, champion_metrics)
+        return _ChampionCheck(False, reason, len(rows), scored_on, champion_metrics, None, rows, mine, theirs)
     words = comparison.describe()
     if comparison.improvement <= 0 or comparison.relative < gates.min_improvement:
         reason = f"does not beat the champion by the required margin of {gates.min_improvement:.2%}: {words}"
@@ -211,7 +216,7 @@ def _champion_check(
         reason, better = f"not significantly better than the champion: {words}", False
     else:
         reason, better = f"significantly better than the champion: {words}", True
-    return _ChampionCheck(better, reason, len(rows), scored_on, champion_metrics, comparison)
+    return _ChampionCheck(better, reason, len(rows), scored_on, champion_metrics, comparison, rows, mine, theirs)
 
 
 def _waived(failures: list[str], gates: GatesSpec, comparison: Comparison | None) -> bool:
@@ -270,6 +275,10 @@ def evaluate(
     reasons.extend(failures)
     if passed and not failures:
         reasons.append(f"{name} {metrics[name]:.4g} passes the thresholds")
+    governance = governance_checks(spec, candidate, test, gates, mine, check)
+    for verdict in governance:
+        passed &= not verdict.blocked
+        reasons.extend(verdict.reasons)
     comparison = check.comparison if check is not None else None
     return Evaluation(
         passed=bool(passed),
@@ -283,7 +292,34 @@ def evaluate(
         comparison=comparison.as_dict() if comparison is not None else None,
         baseline=baseline.as_dict() if baseline is not None else None,
         positive_class=None if mine.positive is None else str(mine.positive),
+        governance={verdict.name: verdict.as_dict() for verdict in governance},
     )
+
+
+def governance_checks(
+    spec: ModelLifecycleSpec,
+    candidate: Any,
+    test: pd.DataFrame,
+    gates: GatesSpec,
+    mine: Predictions,
+    check: _ChampionCheck | None,
+) -> list[GovernanceCheck]:
+    """The fairness, explanation and slice checks the spec asks for (:mod:`airflow_mlc.core.governance`).
+
+    Fairness and explanations are measured on all the candidate's test rows; slices on the rows compared
+    with the champion (all the test rows, for the candidate alone, without a champion).
+    """
+    verdicts = []
+    if gates.fairness is not None:
+        verdicts.append(fairness_check(gates.fairness, mine, test))
+    if spec.explanations.importance or spec.explanations.forbidden:
+        verdicts.append(permutation_importance_of(spec, candidate, test, mine.positive, spec.explanations))
+    if gates.slices is not None:
+        if check is not None and check.compared is not None and check.mine is not None:
+            verdicts.append(slice_check(spec, gates.slices, check.compared, check.mine, check.theirs))
+        else:
+            verdicts.append(slice_check(spec, gates.slices, test, mine, None))
+    return verdicts
 
 
 def version_tags(run_tags: Mapping[str, str], evaluation: Mapping[str, Any]) -> dict[str, str]:
@@ -316,11 +352,26 @@ def version_tags(run_tags: Mapping[str, str], evaluation: Mapping[str, Any]) -> 
     return tags
 
 
+#: Where the governance checks' measurements are logged in the candidate's run (docs/governance.md).
+GOVERNANCE_ARTIFACT = "evaluation/governance.json"
+
+
 def record_evaluation(client: Any, run_id: str, evaluation: Evaluation) -> None:
-    """Log the evaluation to the candidate's MLflow run: ``eval_*`` and ``champion_*`` metrics, the verdict."""
+    """Log the evaluation to the candidate's MLflow run.
+
+    ``eval_*`` and ``champion_*`` metrics, ``fairness_gap_<column>`` and ``importance_<feature>`` metrics, the
+    governance checks as :data:`GOVERNANCE_ARTIFACT`, and the verdict.
+    """
     values = {f"eval_{k}": v for k, v in evaluation.metrics.items()}
     values.update({f"champion_{k}": v for k, v in evaluation.champion_metrics.items()})
+    for column, measured in evaluation.governance.get("fairness", {}).get("details", {}).items():
+        if isinstance(measured, dict):  # a sensitive column's groups (beside the metric's name and max_gap)
+            values[tracking.metric_key(f"fairness_gap_{column}")] = measured["gap"]
+    for entry in evaluation.governance.get("explanations", {}).get("details", {}).get("ranking", []):
+        values[tracking.metric_key(f"importance_{entry['feature']}")] = entry["mean"]
     client.log_batch(run_id, metrics=tracking.metric_entities(values))
+    if evaluation.governance:
+        client.log_dict(run_id, evaluation.governance, GOVERNANCE_ARTIFACT)
     client.set_tag(run_id, tracking.TAG_GATE_PASSED, str(evaluation.passed).lower())
 
 

@@ -22,7 +22,9 @@ class EvaluateModelOperator(MLCBaseOperator):
     ``gates.min_improvement`` and the lower bound of its paired bootstrap interval at
     ``gates.confidence`` is above zero. A failed gate does not fail the task: the result says
     ``passed: false`` and the register task keeps ``champion`` where it is. The metrics are logged to
-    the candidate's MLflow run (``eval_*`` on its test rows, ``champion_*`` on the compared rows).
+    the candidate's MLflow run (``eval_*`` on its test rows, ``champion_*`` on the compared rows). The
+    governance checks (permutation importance by default; fairness, forbidden features and slices when the
+    spec asks, docs/governance.md) are part of the verdict and logged as ``evaluation/governance.json``.
 
     :param split: the prepare task's result (``test_uri``, ``train_uri``) or the test set's URI.
     :param training: the train task's result (for ``model_uri`` and ``run_id``).
@@ -30,9 +32,11 @@ class EvaluateModelOperator(MLCBaseOperator):
     :param gate_min: overrides ``gates.min``.
     :param min_improvement: overrides ``gates.min_improvement``.
     :return: ``{"passed", "metric", "metrics", "reasons", "champion_version", "champion_metrics",
-        "scored_rows", "scored_on", "comparison", "baseline", "positive_class"}``; ``comparison`` and
-        ``baseline`` are ``{"metric", "rows", "challenger", "champion", "improvement", "relative", "low",
-        "high", "confidence", "rounds", "significant"}`` or None.
+        "scored_rows", "scored_on", "comparison", "baseline", "positive_class", "governance"}``;
+        ``comparison`` and ``baseline`` are ``{"metric", "rows", "challenger", "champion", "improvement",
+        "relative", "low", "high", "confidence", "rounds", "significant"}`` or None; ``governance`` maps each
+        check that ran (``fairness``, ``explanations``, ``slices``) to ``{"name", "blocked", "reasons",
+        "details"}``.
     """
 
     template_fields: Sequence[str] = ("split", "training", "gate_max", "gate_min", "min_improvement")

@@ -71,6 +71,12 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     run = client.get_run(version.run_id)
     assert run.data.metrics["eval_rmse"] < 150
     assert run.data.tags["mlc.run_id"] == first.run_id
+    # each version's permutation importance, logged with its run (docs/governance.md)
+    importance = {k.removeprefix("importance_"): v for k, v in run.data.metrics.items() if k.startswith("importance_")}
+    assert set(importance) == set(spec.features.columns) and max(importance, key=importance.get) in ("hr", "temp")
+    governance = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/evaluation/governance.json")
+    ranking = governance["explanations"]["details"]["ranking"]
+    assert [entry["feature"] for entry in ranking] == sorted(importance, key=importance.get, reverse=True)
 
     model = mlflow.pyfunc.load_model("models:/bikes_e2e@champion")
     rows = pd.read_parquet(version.tags["mlc.test_data_uri"])
