@@ -106,6 +106,23 @@ def test_drift_triggers_a_retraining_that_takes_champion_only_when_better(airflo
     assert "\n\nPromoted to champion: rmse " in spring_model and " vs champion v1 " in spring_model
     assert spring_model.endswith(", to v1: spring model misbehaves.")
 
+    # the whole decision history: decisions, moves and the two retraining requests, in time order
+    from airflow_mlc.core.audit import decision_history
+
+    audit = decision_history(client, spec)
+    assert [(e.kind, e.version, e.outcome) for e in audit if e.kind != "retraining_request"] == [
+        ("decision", "1", "promoted"),
+        ("promotion", "1", "first champion"),
+        ("decision", "2", "promoted"),
+        ("promotion", "2", "champion v1 -> v2"),
+        ("decision", "3", "rejected"),
+        ("rollback", "1", "champion v2 -> v1"),
+    ]
+    requests = [e for e in audit if e.kind == "retraining_request"]
+    assert [e.run_id for e in requests] == [spring.run_id, forced.run_id]
+    assert all(e.version == "1" and e.details["mlc.window_end"].startswith("2011-05-15") for e in requests)
+    assert "data drift" in requests[0].reason and [e.at for e in audit] == sorted(e.at for e in audit)
+
 
 def event_extra(event_id: int) -> dict:
     from airflow.models.asset import AssetEvent

@@ -109,6 +109,29 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     assert left.description.startswith(version.description + "\n\nRolled back from champion on ")
     assert left.description.endswith(", to v2: try the dummy.")
 
+    # the decision history, exported as JSON and as CSV, reads back the same (docs/governance.md)
+    from airflow_mlc.cli import main as command
+    from airflow_mlc.core.audit import read_history
+
+    events = {}
+    for file_format in ("json", "csv"):
+        output = tmp_path / f"history.{file_format}"
+        arguments = ["history", "--spec", str(tmp_path / "specs" / "bikes_e2e.yaml"), "--format", file_format]
+        assert command([*arguments, "--output", str(output)]) == 0
+        events[file_format] = read_history(output.read_text(), file_format)
+    assert events["json"] == events["csv"]
+    found = [(e.kind, e.version, e.outcome) for e in events["json"]]
+    assert found == [
+        ("decision", "1", "promoted"),
+        ("promotion", "1", "first champion"),
+        ("decision", "2", "rejected"),
+        ("rollback", "2", "champion v1 -> v2"),
+    ], found
+    decision, _, rejected, rollback = events["json"]
+    assert decision.run_id == first.run_id and decision.details["mlc.score_metric"] == "rmse"
+    assert "does not beat the champion" in rejected.reason
+    assert rollback.reason == "try the dummy" and rollback.by and rollback.at > rejected.at
+
 
 def test_classification_run_promotes_a_model_that_predicts(airflow_db: Path, tmp_path: Path) -> None:
     import mlflow
