@@ -66,6 +66,7 @@ TAG_PROMOTED = "mlc.promoted"
 TAG_PREVIOUS_CHAMPION = "mlc.previous_champion"
 TAG_DECISION = "mlc.promotion_reason"
 TAG_DECIDED_AT = "mlc.decided_at"
+TAG_MODEL_CARD = "mlc.model_card"
 
 #: Tags of a champion-move record (a promotion or a rollback).
 TAG_MOVE = "mlc.move"

@@ -24,8 +24,9 @@ class RegisterModelOperator(MLCBaseOperator):
     evaluation behind it (``mlc.score``, ``mlc.champion_score``, ``mlc.scored_on``, ``mlc.scored_rows``,
     ``mlc.improvement`` and its interval ``mlc.improvement_ci_low`` / ``_high`` at ``mlc.confidence``);
     the champion-move record carries the same evidence. The version's description says it in words:
-    what was trained on which window, the decision, and why. With ``registry_dry_run`` nothing in the
-    registry changes.
+    what was trained on which window, the decision, and why. Each registered version gets a model card
+    (``model_card/model_card.md`` and ``.html`` in its run, tag ``mlc.model_card``). With
+    ``registry_dry_run`` nothing in the registry changes.
 
     :param training: the train task's result (``run_id``, ``model_uri``).
     :param evaluation: the evaluate task's result (``passed``, ``reasons``).
@@ -54,6 +55,7 @@ class RegisterModelOperator(MLCBaseOperator):
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
         from airflow_mlc.core.evaluate import version_tags
+        from airflow_mlc.core.model_card import log_model_card
         from airflow_mlc.core.registry import register_and_promote
 
         spec = self.model_spec
@@ -77,6 +79,9 @@ class RegisterModelOperator(MLCBaseOperator):
         self.log.info(
             "%s version %s: promoted=%s (%s)", decision.model, decision.version, decision.promoted, decision.reason
         )
+        if decision.version is not None and not decision.dry_run:
+            card = log_model_card(client, spec, decision.version, evaluation, decision.as_dict(), run_id)
+            self.log.info("Model card: %s", card)
         url = model_version_url(target.ui_url, decision.model, decision.version)
         MLflowModelVersionLink.persist(context, url)
         return decision.as_dict()

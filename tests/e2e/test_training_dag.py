@@ -74,6 +74,16 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     # each version's permutation importance, logged with its run (docs/governance.md)
     importance = {k.removeprefix("importance_"): v for k, v in run.data.metrics.items() if k.startswith("importance_")}
     assert set(importance) == set(spec.features.columns) and max(importance, key=importance.get) in ("hr", "temp")
+    # each version's model card, with every section, logged with its run (docs/governance.md#model-cards)
+    from airflow_mlc.core.model_card import SECTIONS
+
+    card = mlflow.artifacts.load_text(version.tags["mlc.model_card"])
+    assert version.tags["mlc.model_card"] == f"runs:/{version.run_id}/model_card/model_card.md"
+    assert [line[3:] for line in card.splitlines() if line.startswith("## ")] == list(SECTIONS)
+    assert "**Promoted to champion**" in card
+    assert f"| training snapshot | {version.tags['mlc.train_data_uri']} |" in card
+    page = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card/model_card.html")
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Importance</h2>" in page
     governance = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/evaluation/governance.json")
     ranking = governance["explanations"]["details"]["ranking"]
     assert [entry["feature"] for entry in ranking] == sorted(importance, key=importance.get, reverse=True)
@@ -98,6 +108,9 @@ def test_regression_run_promotes_and_a_worse_candidate_does_not(airflow_db: Path
     assert challenger.description.startswith("Dummy regressor trained on 2011-01-01 .. 2011-04-01 (")
     assert "\n\nRejected: rmse " in challenger.description
     assert "\n\nWhy: the evaluation failed:\n- does not beat the champion" in challenger.description
+    rejected_card = mlflow.artifacts.load_text(challenger.tags["mlc.model_card"])
+    assert "**Not promoted**: gates failed: does not beat the champion" in rejected_card
+    assert "| the champion |" in rejected_card
 
     # a rollback notes the move in both descriptions and leaves the decision tags alone
     rolled = run_dag("mlc_bikes_e2e_rollback", conf={"target_version": "2", "reason": "try the dummy"})
