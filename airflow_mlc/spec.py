@@ -353,6 +353,16 @@ class MonitoringSpec(_Strict):
     wait: WaitSpec = WaitSpec()
 
 
+class RolloutSpec(_Strict):
+    """How a challenger is exposed in batch inference before it is champion (docs/rollout.md)."""
+
+    mode: Literal["off", "shadow"] = Field(
+        "off",
+        description="shadow: the version 'challenger' points at also scores every interval, beside the served "
+        "model, into shadow.parquet; it is never served.",
+    )
+
+
 class PredictionSpec(_Strict):
     """Batch inference: which window the prediction DAG scores, how, and where the predictions go."""
 
@@ -364,6 +374,7 @@ class PredictionSpec(_Strict):
     model_version: str | None = Field(None, description="A pinned version; default: the one 'champion' points at.")
     table: str | None = Field(None, description="A SQL table that also receives the predictions.")
     conn_id: str | None = Field(None, description="Airflow SQL connection of the table.")
+    rollout: RolloutSpec = RolloutSpec()
 
     @field_validator("model_version", mode="before")
     @classmethod

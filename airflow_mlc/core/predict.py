@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,15 @@ from airflow_mlc.spec import SourceSpec
 
 #: The column of the output that holds the model's prediction.
 PREDICTION = "prediction"
+#: The column that says which role produced a row of a shadow file, and that role.
+ROLE, SHADOW = "role", "shadow"
 #: Predictions kept (a uniform sample) to estimate the quantiles of a regression's predictions.
 SAMPLE_SIZE = 100_000
 
 #: Tags of a prediction run: one per prediction DAG run, in the experiment ``<experiment>/predictions``.
 KIND_PREDICTION = "prediction"
+#: The column that says which role produced a row of a shadow file, and that role.
+ROLE, SHADOW = "role", "shadow"
 
 #: Receives each scored chunk (``keep_columns`` + ``prediction`` + the extra columns).
 Sink = Callable[[pd.DataFrame], None]
@@ -131,6 +135,7 @@ class PredictionStats:
     sample_size: int | None = None
     class_counts: dict[str, int] | None = None
     class_shares: dict[str, float] | None = None
+    shadow: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The stats that apply to the task (no ``None`` entries)."""
@@ -147,6 +152,9 @@ class PredictionStats:
             values[f"class_count.{_metric_safe(label)}"] = count
         for label, share in (self.class_shares or {}).items():
             values[f"class_share.{_metric_safe(label)}"] = share
+        for name, value in (self.shadow or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[f"shadow_{name}"] = value
         return values
 
 
@@ -213,6 +221,46 @@ class _ClassCounts:
         total = sum(self.counts.values())
         ordered = dict(sorted(self.counts.items()))
         return {"class_counts": ordered, "class_shares": {k: v / total for k, v in ordered.items()}}
+
+
+@dataclass(frozen=True)
+class ShadowModel:
+    """A challenger scored beside the served model in shadow mode: its predictions go to ``out_uri``, never served."""
+
+    model: Any
+    version: str
+    out_uri: str
+
+
+class _Agreement:
+    """How a shadow's predictions compare with the served ones, row by row, accumulated chunk by chunk.
+
+    A classification: the share of rows with the same label (``agreement``). A regression: the mean
+    absolute difference and the distribution of ``shadow - served`` (mean, std, quantiles of a sample).
+    """
+
+    def __init__(self, task: str) -> None:
+        self.task, self.rows, self.equal, self.absolute = task, 0, 0, 0.0
+        self.differences = _RegressionSummary(seed=1)
+
+    def add(self, served: np.ndarray, shadow: np.ndarray) -> None:
+        self.rows += len(served)
+        if self.task == "classification":
+            self.equal += int(np.sum(np.asarray(served).astype(str) == np.asarray(shadow).astype(str)))
+            return
+        difference = np.asarray(shadow, dtype=float) - np.asarray(served, dtype=float)
+        self.absolute += float(np.abs(difference).sum())
+        self.differences.add(difference)
+
+    def fields(self) -> dict[str, Any]:
+        if self.task == "classification":
+            return {"rows": self.rows, "agreement": self.equal / self.rows}
+        spread = self.differences.fields()
+        return {
+            "rows": self.rows,
+            "mean_abs_difference": self.absolute / self.rows,
+            **{f"difference_{name}": spread[name] for name in ("mean", "std", "p05", "p50", "p95")},
+        }
 
 
 class _ParquetOutput:
@@ -323,11 +371,15 @@ def predict_window(
     extra_columns: dict[str, str] | None = None,
     task: str = "regression",
     sink: Sink | None = None,
+    shadow: ShadowModel | None = None,
 ) -> PredictionStats:
     """Score every chunk and write the predictions to ``out_uri`` as Parquet, one row group per chunk.
 
     The file is written to a temporary path and moved into place only when every chunk succeeded: a
-    failure leaves ``out_uri`` as it was and no temporary file behind.
+    failure leaves ``out_uri`` as it was and no temporary file behind. With ``shadow``, the challenger
+    scores every chunk too; its predictions (``model_version`` its version, ``role`` ``shadow``) go to
+    ``shadow.out_uri`` the same way, never to ``out_uri`` or ``sink``, and the stats say how far the two
+    agree (``shadow``).
 
     Args:
         model: anything with ``predict(frame)``: a scikit-learn pipeline or an MLflow pyfunc model.
@@ -339,6 +391,7 @@ def predict_window(
         extra_columns: constant string columns added to every row (model version, window bounds ...).
         task: ``regression`` or ``classification``, for the stats.
         sink: called with each scored chunk as written (see ``sql_sink``), so it is scored once.
+        shadow: a challenger scored beside the served model (shadow mode), or None.
 
     Returns:
         The stats of the predictions.
@@ -350,11 +403,17 @@ def predict_window(
     extras = extra_columns or {}
     started = time.perf_counter()
     summary = _ClassCounts() if task == "classification" else _RegressionSummary()
-    with _ParquetOutput(out_uri, options) as output:
+    agreement = _Agreement(task) if shadow is not None else None
+    with _ParquetOutput(out_uri, options) as output, ExitStack() as stack:
+        shadow_output = stack.enter_context(_ParquetOutput(shadow.out_uri, options)) if shadow is not None else None
         for chunk in chunks:
             if len(chunk) == 0:
                 continue
             frame = _score(model, chunk, features, keep_columns)
+            if shadow is not None and shadow_output is not None and agreement is not None:
+                shadowed = _score(shadow.model, chunk, features, keep_columns)
+                shadow_output.write(shadowed, {**extras, "model_version": shadow.version, ROLE: SHADOW})
+                agreement.add(frame[PREDICTION].to_numpy(), shadowed[PREDICTION].to_numpy())
             output.write(frame, extras)
             if sink is not None:
                 sink(frame.assign(**extras))
@@ -363,8 +422,16 @@ def predict_window(
             window = f"[{extras.get('window_start') or '-inf'}, {extras.get('window_end') or '+inf'})"
             raise EmptyWindowError(f"no rows to score in the data window {window}")
     seconds = time.perf_counter() - started
+    shadowing = None
+    if shadow is not None and agreement is not None:
+        shadowing = {"version": shadow.version, "uri": shadow.out_uri, **agreement.fields()}
     return PredictionStats(
-        task=task, rows=output.rows, seconds=seconds, rows_per_second=output.rows / seconds, **summary.fields()
+        task=task,
+        rows=output.rows,
+        seconds=seconds,
+        rows_per_second=output.rows / seconds,
+        shadow=shadowing,
+        **summary.fields(),
     )
 
 

@@ -320,6 +320,18 @@ def signature(uri: str, options: dict[str, Any] | None = None) -> str:
     return f"{info.get('size')}:{changed}"
 
 
+def remove(uri: str, options: dict[str, Any] | None = None) -> None:
+    """Delete the file at ``uri`` if it exists."""
+    if not is_remote(uri):
+        _local_path(uri).unlink(missing_ok=True)
+        return
+    import fsspec
+
+    filesystem, path = fsspec.core.url_to_fs(uri, **(options_for(uri, options or {}) or {}))
+    if filesystem.exists(path):
+        filesystem.rm(path)
+
+
 def exists(uri: str, options: dict[str, Any] | None = None) -> bool:
     if not is_remote(uri):
         return _local_path(uri).exists()

@@ -47,10 +47,17 @@ class BatchPredictOperator(MLCBaseOperator):
     :param window_end: ISO 8601 end of the window, exclusive (templated).
     :param model_version: the model version to score with (templated); overrides the spec's.
     :param chunk_rows: rows scored at a time; overrides the spec's ``prediction.chunk_rows``.
-    :return: ``{"uri", "rows", "model_version", "window", "stats", "table"}``; ``stats`` holds
-        ``rows``, ``seconds``, ``rows_per_second`` and, for a regression, ``mean``, ``std``,
+    With ``prediction.rollout.mode: shadow``, the version ``challenger`` points at (when it is not the
+    served one) scores every chunk too, into ``<name>/shadow-predictions/interval=<end>/shadow.parquet``
+    (``model_version`` the challenger's, ``role`` ``shadow``), never into the served file or table; the
+    stats say how far the two agree (docs/rollout.md).
+
+    :return: ``{"uri", "rows", "model_version", "window", "stats", "table", "shadow"}``; ``stats``
+        holds ``rows``, ``seconds``, ``rows_per_second`` and, for a regression, ``mean``, ``std``,
         ``min``, ``max``, ``p05``, ``p50``, ``p95``, for a classification ``class_counts`` and
-        ``class_shares``.
+        ``class_shares``; ``shadow`` is None, or ``{"version", "uri", "rows"}`` with ``agreement`` (a
+        classification: the share of equal labels) or ``mean_abs_difference`` and ``difference_mean``,
+        ``_std``, ``_p05``, ``_p50``, ``_p95`` (a regression: shadow minus served).
     """
 
     template_fields: Sequence[str] = ("window_start", "window_end", "model_version")
@@ -75,7 +82,7 @@ class BatchPredictOperator(MLCBaseOperator):
 
         from airflow_mlc.core import tracking
         from airflow_mlc.core.predict import predict_window, read_chunks, sql_sink
-        from airflow_mlc.core.storage import safe_part
+        from airflow_mlc.core.storage import remove, safe_part
         from airflow_mlc.hooks.storage import s3_options
 
         spec, settings = self.model_spec, self.model_spec.prediction
@@ -97,9 +104,11 @@ class BatchPredictOperator(MLCBaseOperator):
         keep_columns = settings.keep_columns
         if keep_columns is None:
             keep_columns = [source.time_column] if source.time_column else []
-        out_uri = self.storage.uri(
-            spec.name, "predictions", f"interval={safe_part(bounds['end'])}", "predictions.parquet"
-        )
+        interval = f"interval={safe_part(bounds['end'])}"
+        out_uri = self.storage.uri(spec.name, "predictions", interval, "predictions.parquet")
+        # beside the predictions, not among them: a reader of the predictions folder never sees a shadow row
+        shadow_uri = self.storage.uri(spec.name, "shadow-predictions", interval, "shadow.parquet")
+        shadow = self.shadow_model(client, version, shadow_uri)
         extra_columns = {
             "model_version": version,
             "run_id": context["run_id"],
@@ -124,7 +133,10 @@ class BatchPredictOperator(MLCBaseOperator):
                 extra_columns,
                 spec.task,
                 sink,
+                shadow,
             )
+        if shadow is None:  # an earlier run's shadow predictions of this interval no longer describe it
+            remove(shadow_uri, self.storage.options)
         self.log.info(
             "Wrote %d predictions to %s%s (%.0f rows/s)",
             stats.rows,
@@ -151,7 +163,26 @@ class BatchPredictOperator(MLCBaseOperator):
             "window": bounds,
             "stats": stats.as_dict(),
             "table": settings.table,
+            "shadow": stats.shadow,
         }
+
+    def shadow_model(self, client: Any, served: str, out_uri: str) -> Any:
+        """In shadow mode, the version ``challenger`` points at, loaded to score beside ``served``; else None."""
+        from airflow_mlc.core import tracking
+        from airflow_mlc.core.predict import ShadowModel
+        from airflow_mlc.core.registry import CHALLENGER, version_by_alias
+
+        spec = self.model_spec
+        if spec.prediction.rollout.mode != "shadow":
+            return None
+        challenger = version_by_alias(client, spec.registered_model_name, CHALLENGER)
+        if challenger is None or str(challenger.version) == served:
+            self.log.info("Shadow mode: no challenger other than the served version %s to score beside it", served)
+            return None
+        version = str(challenger.version)
+        self.log.info("Shadow mode: challenger version %s scores beside version %s, never served", version, served)
+        model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
+        return ShadowModel(model, version, out_uri)
 
     def version_to_score(self, client: Any) -> str:
         """The pinned model version, else the one ``champion`` points at; checked to exist."""

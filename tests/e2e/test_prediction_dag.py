@@ -81,3 +81,39 @@ def test_predictions_match_the_model_and_reruns_replace_their_interval(
         "predict 2011-04-01 .. 2011-04-08",
         "predict 2011-04-08 .. 2011-04-15",
     }
+
+
+def test_shadow_mode_scores_the_challenger_beside_the_champion_and_never_serves_it(
+    airflow_db: Path, tmp_path: Path, bikes
+) -> None:
+    import pandas as pd
+
+    data = bikes_data("bikes_shadow")
+    data["prediction"] = {"window_days": 7, "chunk_rows": 100, "rollout": {"mode": "shadow"}}
+    spec = make_spec(tmp_path, data)
+    assert str(run_dag(f"mlc_{spec.name}_train", conf=WINTER).state) == "success"
+
+    alone = task_result(run_dag(f"mlc_{spec.name}_predict", conf={"window_end": "2011-04-08"}), "predict")
+    assert alone["shadow"] is None  # no challenger yet: nothing to shadow
+
+    worse = bikes_data("bikes_shadow", model={"estimator": "sklearn.dummy.DummyRegressor"})
+    make_spec(tmp_path, {**worse, "prediction": data["prediction"]})
+    assert str(run_dag(f"mlc_{spec.name}_train", conf=WINTER).state) == "success"
+    assert str(registry().get_model_version_by_alias(spec.name, "challenger").version) == "2"
+
+    run = run_dag(f"mlc_{spec.name}_predict", conf={"window_end": "2011-04-08"})
+    result = task_result(run, "predict")
+    served, shadow = pd.read_parquet(result["uri"]), pd.read_parquet(result["shadow"]["uri"])
+    assert set(served["model_version"]) == {"1"} and "role" not in served.columns
+    assert set(shadow["model_version"]) == {"2"} and set(shadow["role"]) == {"shadow"}
+    assert len(shadow) == len(served) == result["shadow"]["rows"] > 100  # every chunk, every row
+    assert (shadow["timestamp"] == served["timestamp"]).all()
+    difference = shadow["prediction"] - served["prediction"]
+    assert result["shadow"]["mean_abs_difference"] == pytest.approx(difference.abs().mean())
+    assert result["shadow"]["difference_mean"] == pytest.approx(difference.mean())
+    # the served predictions, read as a dataset, hold no shadow row
+    assert len(pd.read_parquet(Path(result["uri"]).parent.parent)) == len(served)
+    client = registry()
+    experiment = client.get_experiment_by_name(f"{spec.experiment_name}/predictions")
+    (logged,) = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags["mlc.run_id"] == run.run_id]
+    assert logged.data.metrics["shadow_mean_abs_difference"] == pytest.approx(difference.abs().mean())

@@ -323,3 +323,45 @@ def test_batch_inference_reads_epoch_milliseconds_in_chunks(spec, data, model, t
     assert sum(len(chunk) for chunk in chunks) == len(expected) and len(chunks) >= 3
     scored = model.predict(pd.concat(chunks)[spec.features.columns])
     np.testing.assert_allclose(scored, model.predict(expected[spec.features.columns]))
+
+
+class Threshold:
+    """A classifier that says ``yes`` when ``x`` is above its threshold."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.where(frame["x"] > self.at, "yes", "no")
+
+
+def test_a_shadow_classifier_s_agreement_is_the_share_of_equal_labels_and_a_failure_publishes_neither(
+    tmp_path,
+) -> None:
+    from airflow_mlc.core.predict import ShadowModel
+
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 1000)})
+    chunks = [frame.iloc[start : start + 300] for start in range(0, 1000, 300)]
+    out, shadow_out = tmp_path / "p.parquet", tmp_path / "shadow" / "s.parquet"
+    shadow = ShadowModel(Threshold(0.6), "2", str(shadow_out))
+
+    stats = predict_window(Threshold(0.5), chunks, ["x"], [], str(out), task="classification", shadow=shadow)
+
+    expected = float(np.mean((frame.x > 0.5) == (frame.x > 0.6)))  # they differ on 0.5 < x <= 0.6
+    assert stats.shadow["agreement"] == pytest.approx(expected) and stats.shadow["rows"] == 1000
+    assert stats.metrics()["shadow_agreement"] == pytest.approx(expected)
+    served, shadowed = pd.read_parquet(out), pd.read_parquet(shadow_out)
+    assert set(served.columns) == {"prediction"} and set(shadowed["role"]) == {"shadow"}
+    assert set(shadowed["model_version"]) == {"2"} and len(shadowed) == len(served) == 1000
+
+    def failing() -> Iterator[pd.DataFrame]:
+        yield frame.iloc[:300]
+        raise DataError("the source broke")
+
+    again = ShadowModel(Threshold(0.6), "3", str(tmp_path / "shadow" / "t.parquet"))
+    with pytest.raises(DataError):
+        predict_window(
+            Threshold(0.5), failing(), ["x"], [], str(tmp_path / "q.parquet"), task="classification", shadow=again
+        )
+    assert not (tmp_path / "q.parquet").exists() and not (tmp_path / "shadow" / "t.parquet").exists()
+    assert sorted(p.name for p in (tmp_path / "shadow").iterdir()) == ["s.parquet"]  # no temporary file left
