@@ -349,6 +349,19 @@ def version_tags(run_tags: Mapping[str, str], evaluation: Mapping[str, Any]) -> 
         )
     elif evaluation.get("champion_version"):
         tags[tracking.TAG_COMPARED_WITH] = str(evaluation["champion_version"])
+    tags.update(governance_tags(evaluation.get("governance") or {}))
+    return tags
+
+
+def governance_tags(governance: Mapping[str, Any]) -> dict[str, str]:
+    """The version's summary of its governance checks: its three most important features, the fairness verdict."""
+    tags = {}
+    ranking = (governance.get("explanations") or {}).get("details", {}).get("ranking", [])
+    if ranking:
+        tags[tracking.TAG_TOP_FEATURES] = ", ".join(entry["feature"] for entry in ranking[:3])
+    fairness = governance.get("fairness")
+    if fairness:
+        tags[tracking.TAG_FAIRNESS] = ("blocked: " if fairness["blocked"] else "") + " ".join(fairness["reasons"])[:500]
     return tags
 
 

@@ -85,6 +85,9 @@ class VersionRow:
     dag_id: str
     dag_run_id: str
     description: str
+    top_features: str = ""
+    fairness: str = ""
+    model_card: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,7 @@ class PredictionBatch:
     model_version: str | None
     uri: str | None
     distribution: dict[str, Any]
+    shadow: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,9 @@ def version_rows(
                 dag_id=tags.get(tracking.TAG_DAG_ID, ""),
                 dag_run_id=tags.get(tracking.TAG_RUN_ID, ""),
                 description=str(getattr(version, "description", "") or ""),
+                top_features=tags.get(tracking.TAG_TOP_FEATURES, ""),
+                fairness=tags.get(tracking.TAG_FAIRNESS, ""),
+                model_card=tags.get(tracking.TAG_MODEL_CARD, ""),
             )
         )
     return sorted(rows, key=lambda row: int(row.version) if row.version.isdigit() else 0, reverse=True)
@@ -400,7 +407,7 @@ def prediction_batches(runs: Iterable[RunRecord]) -> list[PredictionBatch]:
         result = run.result("predict") or {}
         window = result.get("window") or {}
         stats = result.get("stats") or {}
-        distribution = {k: v for k, v in stats.items() if k not in ("rows", "seconds", "rows_per_second")}
+        distribution = {k: v for k, v in stats.items() if k not in ("rows", "seconds", "rows_per_second", "shadow")}
         batches.append(
             PredictionBatch(
                 run_id=run.run_id,
@@ -411,6 +418,7 @@ def prediction_batches(runs: Iterable[RunRecord]) -> list[PredictionBatch]:
                 model_version=result.get("model_version"),
                 uri=result.get("uri"),
                 distribution=distribution,
+                shadow=result.get("shadow"),
             )
         )
     return sorted(batches, key=lambda b: (b.window_end, b.run_id))

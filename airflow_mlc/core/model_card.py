@@ -32,8 +32,9 @@ SECTIONS = (
     "Importance",
     "Lineage",
 )
-#: Where the card goes in the version's MLflow run.
+#: Where the card goes in the version's MLflow run: the folder, and the two files in it.
 CARD_FOLDER = "model_card"
+CARD_MARKDOWN, CARD_HTML = f"{CARD_FOLDER}/model_card.md", f"{CARD_FOLDER}/model_card.html"
 
 
 @dataclass
@@ -298,8 +299,8 @@ def log_model_card(
     facts = {"run_id": run_id, "experiment_id": run.info.experiment_id, "params": dict(run.data.params)}
     sections = card_sections(spec, version, dict(found.tags or {}), evaluation, decision, facts)
     title = f"Model card: {spec.registered_model_name} version {version}"
-    client.log_text(run_id, to_markdown(title, sections), f"{CARD_FOLDER}/model_card.md")
-    client.log_text(run_id, to_html(title, sections), f"{CARD_FOLDER}/model_card.html")
-    uri = f"runs:/{run_id}/{CARD_FOLDER}/model_card.md"
+    client.log_text(run_id, to_markdown(title, sections), CARD_MARKDOWN)
+    client.log_text(run_id, to_html(title, sections), CARD_HTML)
+    uri = f"runs:/{run_id}/{CARD_MARKDOWN}"
     client.set_model_version_tag(spec.registered_model_name, version, tracking.TAG_MODEL_CARD, uri)
     return uri

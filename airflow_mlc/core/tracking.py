@@ -67,6 +67,8 @@ TAG_PREVIOUS_CHAMPION = "mlc.previous_champion"
 TAG_DECISION = "mlc.promotion_reason"
 TAG_DECIDED_AT = "mlc.decided_at"
 TAG_MODEL_CARD = "mlc.model_card"
+TAG_TOP_FEATURES = "mlc.top_features"
+TAG_FAIRNESS = "mlc.fairness"
 
 #: Tags of a champion-move record (a promotion or a rollback).
 TAG_MOVE = "mlc.move"

@@ -237,7 +237,8 @@ def registry_records(
 
 def model_data(spec: ModelLifecycleSpec, page_token: str | None = None) -> tuple[history.ModelPage, dict[str, Any]]:
     """The model page's data and its links (MLflow runs and versions, Airflow runs, the next versions page)."""
-    from airflow_mlc.links.mlflow import model_version_url, run_url
+    from airflow_mlc.core.model_card import CARD_HTML
+    from airflow_mlc.links.mlflow import artifact_url, model_version_url, run_url
     from airflow_mlc.ui.records import paused_flags, run_records
 
     client, target = mlflow_client(spec)
@@ -252,6 +253,11 @@ def model_data(spec: ModelLifecycleSpec, page_token: str | None = None) -> tuple
             row.version: run_url(target.ui_url, experiment.experiment_id, row.run_id)
             for row in page.versions
             if experiment is not None and row.run_id
+        },
+        "model_cards": {
+            row.version: artifact_url(target.ui_url, experiment.experiment_id, row.run_id, CARD_HTML)
+            for row in page.versions
+            if experiment is not None and row.run_id and row.model_card
         },
         "mlflow_versions": {
             row.version: model_version_url(target.ui_url, spec.registered_model_name, row.version)

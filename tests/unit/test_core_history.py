@@ -129,6 +129,31 @@ def test_version_numbers_and_intervals_read_from_tags() -> None:
     assert row.compared_with == "1"
 
 
+def test_governance_of_a_version_and_the_shadow_of_a_batch_reach_the_page() -> None:
+    from airflow_mlc.core.evaluate import governance_tags
+
+    governance = {
+        "explanations": {"details": {"ranking": [{"feature": f, "mean": 1.0, "std": 0.0} for f in "abcd"]}},
+        "fairness": {"blocked": True, "reasons": ["fairness: error_rate differs by 0.3 between group='B' ..."]},
+    }
+    tags = {**governance_tags(governance), tracking.TAG_MODEL_CARD: "runs:/r/model_card/model_card.md"}
+    (row,) = history.version_rows([version(3, "train-3", **tags)], {}, {})
+    assert row.top_features == "a, b, c" and row.model_card == "runs:/r/model_card/model_card.md"
+    assert row.fairness == "blocked: fairness: error_rate differs by 0.3 between group='B' ..."
+    assert governance_tags({}) == {}
+
+    shadow = {"version": "4", "uri": "/s.parquet", "rows": 10, "agreement": 0.9}
+    result = {
+        "window": {"start": "a", "end": "b"},
+        "rows": 10,
+        "stats": {"rows": 10, "class_counts": {}},
+        "shadow": shadow,
+    }
+    run = history.RunRecord(PREDICT, "p1", "scheduled", "success", xcoms={"predict": result})
+    (batch,) = history.prediction_batches([run])
+    assert batch.shadow == shadow and "shadow" not in batch.distribution
+
+
 def test_monitoring_windows_are_ordered_by_window_and_series_follow_them() -> None:
     runs = [
         monitor_run("m-b", "2011-05-15", {"temp": 0.4, "hum": 0.05}, {"requested": True, "reason": "drift"}),
