@@ -2,7 +2,8 @@
 
 Training: ingest >> validate >> prepare >> train >> evaluate >> register, on the spec's schedule
 or on an event of the retraining asset ``mlc://<name>/retrain``, whichever comes first.
-Monitoring: wait_for_data >> ingest >> drift, quality >> request_retraining, whose outlet is that asset.
+Monitoring: wait_for_data >> ingest >> drift, quality >> request_retraining, whose outlet is that asset;
+with a rollout (``prediction.rollout.mode``), quality >> judge_rollout too.
 Prediction: wait_for_data, wait_for_champion >> predict (chunked batch inference).
 Rollback: one manual task that points ``champion`` back at an earlier version.
 
@@ -43,6 +44,7 @@ from airflow_mlc.operators.prepare import PrepareDataOperator
 from airflow_mlc.operators.register import RegisterModelOperator
 from airflow_mlc.operators.retrain import RetrainTriggerOperator
 from airflow_mlc.operators.rollback import RollbackOperator
+from airflow_mlc.operators.rollout import RolloutJudgeOperator
 from airflow_mlc.operators.train import TrainModelOperator
 from airflow_mlc.operators.validate import ValidateDataOperator
 from airflow_mlc.sensors.data import DataAvailableSensor
@@ -186,6 +188,8 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
         )
         wait >> ingest
         drift >> quality >> request
+        if spec.prediction.rollout.mode != "off":  # the challenger judged on the same window's labelled rows
+            quality >> RolloutJudgeOperator(task_id="judge_rollout", spec=spec, current=ingest.output)
     return dag
 
 

@@ -18,6 +18,7 @@ OPERATOR_MODULES = [
     "airflow_mlc.operators.retrain",
     "airflow_mlc.operators.predict",
     "airflow_mlc.operators.rollback",
+    "airflow_mlc.operators.rollout",
 ]
 SENSOR_MODULES = ["airflow_mlc.sensors.data", "airflow_mlc.sensors.model", "airflow_mlc.sensors.drift"]
 

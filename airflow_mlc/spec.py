@@ -354,13 +354,27 @@ class MonitoringSpec(_Strict):
 
 
 class RolloutSpec(_Strict):
-    """How a challenger is exposed in batch inference before it is champion (docs/rollout.md)."""
+    """How a challenger is exposed in batch inference, and judged on live data, before it is champion."""
 
-    mode: Literal["off", "shadow"] = Field(
+    mode: Literal["off", "shadow", "canary"] = Field(
         "off",
         description="shadow: the version 'challenger' points at also scores every interval, beside the served "
-        "model, into shadow.parquet; it is never served.",
+        "model, into shadow.parquet, never served. canary: it serves a share of the rows (by a stable hash of "
+        "'key'), one step of 'steps' at a time. Both: the monitoring DAG judges it on live labelled rows.",
     )
+    key: list[str] = Field([], description="canary: columns whose stable hash picks the rows the challenger serves.")
+    steps: list[float] = Field(
+        [0.05, 0.25, 0.5, 1.0], min_length=1, description="canary: the shares of rows served, one step per judgement."
+    )
+
+    @model_validator(mode="after")
+    def _canary(self) -> RolloutSpec:
+        if self.mode == "canary" and not self.key:
+            raise ValueError("prediction.rollout.mode canary needs prediction.rollout.key (columns naming an entity)")
+        rising = all(a < b for a, b in zip(self.steps, self.steps[1:], strict=False))
+        if not rising or any(not 0 < share <= 1 for share in self.steps):
+            raise ValueError(f"prediction.rollout.steps must rise strictly within (0, 1]: {self.steps}")
+        return self
 
 
 class PredictionSpec(_Strict):

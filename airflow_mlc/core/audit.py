@@ -6,6 +6,7 @@ Read from the MLflow records the life cycle keeps (docs/governance.md#decision-h
   was decided, what triggered the training, the evidence of the comparison);
 - ``promotion`` and ``rollback``: each move of ``champion`` (who moved it, why, when; the champion-moves
   experiment);
+- ``rollout``: each acted-on judgement of a challenger on live data (promote, roll_back, advance);
 - ``retraining_request``: each monitoring run whose retraining decision asked for a new training.
 
 Events are ordered by time. :func:`write_history` writes them as a JSON list or a CSV table (``details``
@@ -129,6 +130,35 @@ def champion_moves(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]
     ]
 
 
+def rollout_judgements(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]:
+    """Every acted-on rollout judgement of the model's challengers: promoted, rolled back, advanced."""
+    from airflow_mlc.core.rollout import KIND_ROLLOUT, TAG_ACTION, TAG_STEP
+
+    experiment = client.get_experiment_by_name(spec.registry_experiment_name)
+    if experiment is None:
+        return []
+    model = spec.registered_model_name
+    wanted = f"tags.`{tracking.TAG_KIND}` = '{KIND_ROLLOUT}' and tags.`{tracking.TAG_MODEL}` = '{model}'"
+    events = []
+    for run in _pages(client.search_runs, experiment_ids=[experiment.experiment_id], filter_string=wanted):
+        tags = run.data.tags
+        events.append(
+            DecisionEvent(
+                at=tags.get(tracking.TAG_MOVED_AT, ""),
+                kind="rollout",
+                model=model,
+                version=tags.get(tracking.TAG_TO_VERSION, ""),
+                outcome=tags.get(TAG_ACTION, ""),
+                reason=tags.get(tracking.TAG_REASON, ""),
+                by=tags.get(tracking.TAG_MOVED_BY, ""),
+                dag_id=tags.get(tracking.TAG_DAG_ID, ""),
+                run_id=tags.get(tracking.TAG_RUN_ID, ""),
+                details={"champion": tags.get(tracking.TAG_FROM_VERSION, ""), "next_step": tags.get(TAG_STEP, "")},
+            )
+        )
+    return events
+
+
 def retraining_requests(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]:
     """Every monitoring run of the model whose retraining decision asked for a training."""
     experiment = client.get_experiment_by_name(spec.monitoring_experiment_name)
@@ -163,6 +193,7 @@ def decision_history(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEven
     events = [
         *version_decisions(client, spec.registered_model_name),
         *champion_moves(client, spec),
+        *rollout_judgements(client, spec),
         *retraining_requests(client, spec),
     ]
     return sorted(events, key=lambda event: (event.at, event.kind, event.version))

@@ -136,6 +136,7 @@ class PredictionStats:
     class_counts: dict[str, int] | None = None
     class_shares: dict[str, float] | None = None
     shadow: dict[str, Any] | None = None
+    canary: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The stats that apply to the task (no ``None`` entries)."""
@@ -152,9 +153,10 @@ class PredictionStats:
             values[f"class_count.{_metric_safe(label)}"] = count
         for label, share in (self.class_shares or {}).items():
             values[f"class_share.{_metric_safe(label)}"] = share
-        for name, value in (self.shadow or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[f"shadow_{name}"] = value
+        for prefix, found in (("shadow", self.shadow), ("canary", self.canary)):
+            for name, value in (found or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    values[f"{prefix}_{name}"] = value
         return values
 
 
@@ -230,6 +232,45 @@ class ShadowModel:
     model: Any
     version: str
     out_uri: str
+
+
+@dataclass(frozen=True)
+class CanaryRouting:
+    """Canary mode: the rows whose key hashes below ``share`` are served by ``model`` (version ``version``).
+
+    With no model or a share of 0, every row is the served model's; the rows still say their ``role``, so
+    the outputs keep one set of columns while the mode is canary.
+    """
+
+    model: Any
+    version: str | None
+    key: list[str]
+    share: float
+    seed: int
+
+
+def _routed(
+    model: Any,
+    served_version: str,
+    canary: CanaryRouting,
+    chunk: pd.DataFrame,
+    features: list[str],
+    keep_columns: list[str],
+) -> pd.DataFrame:
+    """The chunk's kept columns, ``prediction``, ``model_version`` and ``role``; each row scored by its model."""
+    from airflow_mlc.core.rollout import CANARY_ROLE, CHAMPION_ROLE, ROLE, canary_rows
+
+    share = canary.share if canary.model is not None else 0.0
+    mask = canary_rows(chunk, canary.key, share, canary.seed)
+    frame = _score(model, chunk[~mask], features, keep_columns) if (~mask).any() else None
+    if mask.any():
+        canaries = _score(canary.model, chunk[mask], features, keep_columns)
+        order = np.argsort(np.concatenate([np.flatnonzero(~mask), np.flatnonzero(mask)]), kind="stable")
+        frame = pd.concat([frame, canaries], ignore_index=True).iloc[order].reset_index(drop=True)
+    assert frame is not None  # a chunk has rows
+    frame["model_version"] = np.where(mask, str(canary.version), served_version)
+    frame[ROLE] = np.where(mask, CANARY_ROLE, CHAMPION_ROLE)
+    return frame
 
 
 class _Agreement:
@@ -372,6 +413,7 @@ def predict_window(
     task: str = "regression",
     sink: Sink | None = None,
     shadow: ShadowModel | None = None,
+    canary: CanaryRouting | None = None,
 ) -> PredictionStats:
     """Score every chunk and write the predictions to ``out_uri`` as Parquet, one row group per chunk.
 
@@ -392,6 +434,8 @@ def predict_window(
         task: ``regression`` or ``classification``, for the stats.
         sink: called with each scored chunk as written (see ``sql_sink``), so it is scored once.
         shadow: a challenger scored beside the served model (shadow mode), or None.
+        canary: canary mode: the challenger serves its share of the rows (``model_version`` and ``role``
+            say per row which model served it), or None.
 
     Returns:
         The stats of the predictions.
@@ -404,12 +448,22 @@ def predict_window(
     started = time.perf_counter()
     summary = _ClassCounts() if task == "classification" else _RegressionSummary()
     agreement = _Agreement(task) if shadow is not None else None
+    canary_served = 0
+    if canary is not None:  # the version goes with each row
+        served_version, extras = (
+            extras.get("model_version", ""),
+            {k: v for k, v in extras.items() if k != "model_version"},
+        )
     with _ParquetOutput(out_uri, options) as output, ExitStack() as stack:
         shadow_output = stack.enter_context(_ParquetOutput(shadow.out_uri, options)) if shadow is not None else None
         for chunk in chunks:
             if len(chunk) == 0:
                 continue
-            frame = _score(model, chunk, features, keep_columns)
+            if canary is not None:
+                frame = _routed(model, served_version, canary, chunk, features, keep_columns)
+                canary_served += int((frame["model_version"] != served_version).sum())
+            else:
+                frame = _score(model, chunk, features, keep_columns)
             if shadow is not None and shadow_output is not None and agreement is not None:
                 shadowed = _score(shadow.model, chunk, features, keep_columns)
                 shadow_output.write(shadowed, {**extras, "model_version": shadow.version, ROLE: SHADOW})
@@ -425,12 +479,16 @@ def predict_window(
     shadowing = None
     if shadow is not None and agreement is not None:
         shadowing = {"version": shadow.version, "uri": shadow.out_uri, **agreement.fields()}
+    canary_stats = None
+    if canary is not None:
+        canary_stats = {"version": canary.version, "share": canary.share, "rows": canary_served}
     return PredictionStats(
         task=task,
         rows=output.rows,
         seconds=seconds,
         rows_per_second=output.rows / seconds,
         shadow=shadowing,
+        canary=canary_stats,
         **summary.fields(),
     )
 

@@ -53,6 +53,7 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "airflow_mlc.core.drift",
     "airflow_mlc.core.predict",
     "airflow_mlc.core.retrain",
+    "airflow_mlc.core.rollout",
     "airflow_mlc.dag_factory",
 )
 

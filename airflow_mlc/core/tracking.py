@@ -69,6 +69,12 @@ TAG_DECIDED_AT = "mlc.decided_at"
 TAG_MODEL_CARD = "mlc.model_card"
 TAG_TOP_FEATURES = "mlc.top_features"
 TAG_FAIRNESS = "mlc.fairness"
+# A challenger's rollout (core.rollout), on its version, and on a rollout record
+TAG_ROLLOUT_STATE = "mlc.rollout_state"
+TAG_ROLLOUT_STEP = "mlc.rollout_step"
+TAG_ROLLOUT_REASON = "mlc.rollout_reason"
+TAG_ROLLOUT_JUDGED_BY = "mlc.rollout_judged_by"
+TAG_ROLLOUT_ACTION = "mlc.rollout_action"
 
 #: Tags of a champion-move record (a promotion or a rollback).
 TAG_MOVE = "mlc.move"

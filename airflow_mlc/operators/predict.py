@@ -50,14 +50,17 @@ class BatchPredictOperator(MLCBaseOperator):
     With ``prediction.rollout.mode: shadow``, the version ``challenger`` points at (when it is not the
     served one) scores every chunk too, into ``<name>/shadow-predictions/interval=<end>/shadow.parquet``
     (``model_version`` the challenger's, ``role`` ``shadow``), never into the served file or table; the
-    stats say how far the two agree (docs/rollout.md).
+    stats say how far the two agree. With ``canary``, the challenger serves the rows whose hash of
+    ``prediction.rollout.key`` falls below its step's share, and the served rows gain ``role``
+    (``champion`` or ``canary``) with a per-row ``model_version`` (docs/rollout.md).
 
-    :return: ``{"uri", "rows", "model_version", "window", "stats", "table", "shadow"}``; ``stats``
+    :return: ``{"uri", "rows", "model_version", "window", "stats", "table", "shadow", "canary"}``; ``stats``
         holds ``rows``, ``seconds``, ``rows_per_second`` and, for a regression, ``mean``, ``std``,
         ``min``, ``max``, ``p05``, ``p50``, ``p95``, for a classification ``class_counts`` and
         ``class_shares``; ``shadow`` is None, or ``{"version", "uri", "rows"}`` with ``agreement`` (a
         classification: the share of equal labels) or ``mean_abs_difference`` and ``difference_mean``,
-        ``_std``, ``_p05``, ``_p50``, ``_p95`` (a regression: shadow minus served).
+        ``_std``, ``_p05``, ``_p50``, ``_p95`` (a regression: shadow minus served); ``canary`` is None, or
+        ``{"version", "share", "rows"}``.
     """
 
     template_fields: Sequence[str] = ("window_start", "window_end", "model_version")
@@ -109,6 +112,7 @@ class BatchPredictOperator(MLCBaseOperator):
         # beside the predictions, not among them: a reader of the predictions folder never sees a shadow row
         shadow_uri = self.storage.uri(spec.name, "shadow-predictions", interval, "shadow.parquet")
         shadow = self.shadow_model(client, version, shadow_uri)
+        canary = self.canary_routing(client, version)
         extra_columns = {
             "model_version": version,
             "run_id": context["run_id"],
@@ -134,6 +138,7 @@ class BatchPredictOperator(MLCBaseOperator):
                 spec.task,
                 sink,
                 shadow,
+                canary,
             )
         if shadow is None:  # an earlier run's shadow predictions of this interval no longer describe it
             remove(shadow_uri, self.storage.options)
@@ -164,7 +169,29 @@ class BatchPredictOperator(MLCBaseOperator):
             "stats": stats.as_dict(),
             "table": settings.table,
             "shadow": stats.shadow,
+            "canary": stats.canary,
         }
+
+    def canary_routing(self, client: Any, served: str) -> Any:
+        """In canary mode, how rows are shared between ``served`` and the challenger; else None."""
+        from airflow_mlc.core import tracking
+        from airflow_mlc.core.predict import CanaryRouting
+        from airflow_mlc.core.registry import CHALLENGER, version_by_alias
+        from airflow_mlc.core.rollout import canary_share
+
+        spec = self.model_spec
+        rollout = spec.prediction.rollout
+        if rollout.mode != "canary":
+            return None
+        challenger = version_by_alias(client, spec.registered_model_name, CHALLENGER)
+        share = canary_share(spec, dict(challenger.tags or {})) if challenger is not None else 0.0
+        if challenger is None or str(challenger.version) == served or share == 0:
+            self.log.info("Canary mode: version %s serves every row (no active challenger)", served)
+            return CanaryRouting(None, None, rollout.key, 0.0, spec.split.seed)
+        version = str(challenger.version)
+        self.log.info("Canary mode: challenger version %s serves %.0f%% of the rows", version, 100 * share)
+        model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
+        return CanaryRouting(model, version, rollout.key, share, spec.split.seed)
 
     def shadow_model(self, client: Any, served: str, out_uri: str) -> Any:
         """In shadow mode, the version ``challenger`` points at, loaded to score beside ``served``; else None."""
