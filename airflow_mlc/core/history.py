@@ -88,6 +88,7 @@ class VersionRow:
     top_features: str = ""
     fairness: str = ""
     model_card: str = ""
+    rollout: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class PredictionBatch:
     uri: str | None
     distribution: dict[str, Any]
     shadow: dict[str, Any] | None = None
+    canary: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -287,9 +289,20 @@ def version_rows(
                 top_features=tags.get(tracking.TAG_TOP_FEATURES, ""),
                 fairness=tags.get(tracking.TAG_FAIRNESS, ""),
                 model_card=tags.get(tracking.TAG_MODEL_CARD, ""),
+                rollout=rollout_words(tags),
             )
         )
     return sorted(rows, key=lambda row: int(row.version) if row.version.isdigit() else 0, reverse=True)
+
+
+def rollout_words(tags: Mapping[str, str]) -> str:
+    """A version's rollout in words, from its tags: empty when it was never judged on live data."""
+    state = tags.get(tracking.TAG_ROLLOUT_STATE)
+    if state is None and tracking.TAG_ROLLOUT_STEP not in tags:
+        return ""
+    if state in (None, "active"):
+        return f"rollout active, step {int(tags.get(tracking.TAG_ROLLOUT_STEP, '0')) + 1}"
+    return f"rollout {state.replace('_', ' ')}: {tags.get(tracking.TAG_ROLLOUT_REASON, '')}"
 
 
 def _iso_millis(millis: Any) -> str:
@@ -407,7 +420,9 @@ def prediction_batches(runs: Iterable[RunRecord]) -> list[PredictionBatch]:
         result = run.result("predict") or {}
         window = result.get("window") or {}
         stats = result.get("stats") or {}
-        distribution = {k: v for k, v in stats.items() if k not in ("rows", "seconds", "rows_per_second", "shadow")}
+        distribution = {
+            k: v for k, v in stats.items() if k not in ("rows", "seconds", "rows_per_second", "shadow", "canary")
+        }
         batches.append(
             PredictionBatch(
                 run_id=run.run_id,
@@ -419,6 +434,7 @@ def prediction_batches(runs: Iterable[RunRecord]) -> list[PredictionBatch]:
                 uri=result.get("uri"),
                 distribution=distribution,
                 shadow=result.get("shadow"),
+                canary=result.get("canary"),
             )
         )
     return sorted(batches, key=lambda b: (b.window_end, b.run_id))

@@ -141,6 +141,13 @@ def test_governance_of_a_version_and_the_shadow_of_a_batch_reach_the_page() -> N
     assert row.top_features == "a, b, c" and row.model_card == "runs:/r/model_card/model_card.md"
     assert row.fairness == "blocked: fairness: error_rate differs by 0.3 between group='B' ..."
     assert governance_tags({}) == {}
+    assert history.version_rows([version(4, "t", **{tracking.TAG_ROLLOUT_STEP: "1"})], {}, {})[0].rollout == (
+        "rollout active, step 2"
+    )
+    stopped = {tracking.TAG_ROLLOUT_STATE: "rolled_back", tracking.TAG_ROLLOUT_REASON: "worse on live data"}
+    assert history.version_rows([version(5, "t", **stopped)], {}, {})[0].rollout == (
+        "rollout rolled back: worse on live data"
+    )
 
     shadow = {"version": "4", "uri": "/s.parquet", "rows": 10, "agreement": 0.9}
     result = {
