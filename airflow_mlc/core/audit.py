@@ -85,6 +85,13 @@ def _pages(search: Any, **arguments: Any) -> Iterator[Any]:
             return
 
 
+def _runs(client: Any, experiment_name: str, wanted: str) -> Iterator[Any]:
+    """Every run of the experiment matching the filter ``wanted``; nothing when the experiment does not exist."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        yield from _pages(client.search_runs, experiment_ids=[experiment.experiment_id], filter_string=wanted)
+
+
 def version_decisions(client: Any, model: str) -> list[DecisionEvent]:
     """The promotion decision recorded on each version of ``model``."""
     events = []
@@ -134,13 +141,10 @@ def rollout_judgements(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEv
     """Every acted-on rollout judgement of the model's challengers: promoted, rolled back, advanced."""
     from airflow_mlc.core.rollout import KIND_ROLLOUT, TAG_ACTION, TAG_STEP
 
-    experiment = client.get_experiment_by_name(spec.registry_experiment_name)
-    if experiment is None:
-        return []
     model = spec.registered_model_name
     wanted = f"tags.`{tracking.TAG_KIND}` = '{KIND_ROLLOUT}' and tags.`{tracking.TAG_MODEL}` = '{model}'"
     events = []
-    for run in _pages(client.search_runs, experiment_ids=[experiment.experiment_id], filter_string=wanted):
+    for run in _runs(client, spec.registry_experiment_name, wanted):
         tags = run.data.tags
         events.append(
             DecisionEvent(
@@ -161,9 +165,6 @@ def rollout_judgements(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEv
 
 def retraining_requests(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]:
     """Every monitoring run of the model whose retraining decision asked for a training."""
-    experiment = client.get_experiment_by_name(spec.monitoring_experiment_name)
-    if experiment is None:
-        return []
     model = spec.registered_model_name
     # monitoring runs are tagged with the spec's name (operators.monitor)
     wanted = f"tags.`{tracking.TAG_MODEL}` = '{spec.name}' and tags.`{tracking.TAG_RETRAIN_REQUESTED}` = 'true'"
@@ -184,7 +185,7 @@ def retraining_requests(client: Any, spec: ModelLifecycleSpec) -> list[DecisionE
                 if run.data.tags.get(tag)
             },
         )
-        for run in _pages(client.search_runs, experiment_ids=[experiment.experiment_id], filter_string=wanted)
+        for run in _runs(client, spec.monitoring_experiment_name, wanted)
     ]
 
 

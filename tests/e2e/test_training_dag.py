@@ -246,3 +246,30 @@ def test_a_run_for_a_past_date_reads_that_dates_window(airflow_db: Path, tmp_pat
     version = registry().get_model_version("bikes_past", "1")
     assert version.tags["mlc.window_start"] == "2011-01-01T00:00:00+00:00"
     assert version.tags["mlc.window_end"] == "2011-04-01T00:00:00+00:00"
+
+
+def test_a_fairness_gate_blocks_a_model_it_finds_unfair_and_passes_one_it_does_not(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    # the bikes model's MAE differs between working days and other days: a gap of 0.001 is too much, 1,000 is not
+    strict = bikes_data("bikes_fair")
+    strict["gates"] = {**strict["gates"], "fairness": {"sensitive": ["workingday"], "metric": "mae", "max_gap": 0.001}}
+    spec = make_spec(tmp_path, strict)
+    blocked = run_training(spec, WINTER)
+    assert str(blocked.state) == "success", task_states(blocked)
+    client = registry()
+    assert champion_version(client, "bikes_fair") is None
+    first = client.get_model_version("bikes_fair", "1")
+    assert first.tags["mlc.promoted"] == "false" and "fairness: mae differs by " in first.tags["mlc.promotion_reason"]
+    assert first.tags["mlc.fairness"].startswith("blocked: fairness: mae differs by ")
+    assert "between workingday=" in first.tags["mlc.fairness"]
+
+    lenient = bikes_data("bikes_fair")
+    lenient["gates"] = {**lenient["gates"], "fairness": {"sensitive": ["workingday"], "metric": "mae", "max_gap": 1000}}
+    assert str(run_training(make_spec(tmp_path, lenient), WINTER).state) == "success"
+    assert champion_version(client, "bikes_fair") == "2"
+    assert (
+        client.get_model_version("bikes_fair", "2")
+        .tags["mlc.fairness"]
+        .startswith("fairness: mae gaps between groups within 1000 (workingday ")
+    )
