@@ -139,7 +139,7 @@ def champion_moves(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]
 
 def rollout_judgements(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]:
     """Every acted-on rollout judgement of the model's challengers: promoted, rolled back, advanced."""
-    from airflow_mlc.core.rollout import KIND_ROLLOUT, TAG_ACTION, TAG_STEP
+    from airflow_mlc.core.rollout import KIND_ROLLOUT
 
     model = spec.registered_model_name
     wanted = f"tags.`{tracking.TAG_KIND}` = '{KIND_ROLLOUT}' and tags.`{tracking.TAG_MODEL}` = '{model}'"
@@ -152,12 +152,15 @@ def rollout_judgements(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEv
                 kind="rollout",
                 model=model,
                 version=tags.get(tracking.TAG_TO_VERSION, ""),
-                outcome=tags.get(TAG_ACTION, ""),
+                outcome=tags.get(tracking.TAG_ROLLOUT_ACTION, ""),
                 reason=tags.get(tracking.TAG_REASON, ""),
                 by=tags.get(tracking.TAG_MOVED_BY, ""),
                 dag_id=tags.get(tracking.TAG_DAG_ID, ""),
                 run_id=tags.get(tracking.TAG_RUN_ID, ""),
-                details={"champion": tags.get(tracking.TAG_FROM_VERSION, ""), "next_step": tags.get(TAG_STEP, "")},
+                details={
+                    "champion": tags.get(tracking.TAG_FROM_VERSION, ""),
+                    "next_step": tags.get(tracking.TAG_ROLLOUT_STEP, ""),
+                },
             )
         )
     return events

@@ -375,6 +375,12 @@ def relative_loss(live: float, baseline: float, metric: str) -> float:
     return change / abs(baseline) if baseline else (0.0 if change <= 0 else float("inf"))
 
 
+def wholly_worse(interval: tuple[float, float], baseline: float, metric: str) -> bool:
+    """Whether even the best end of the metric's interval is worse than ``baseline``."""
+    low, high = interval
+    return low > baseline if metric in LOWER_IS_BETTER else high < baseline
+
+
 def quality_baseline(run_metrics: Mapping[str, float], metric: str) -> float | None:
     """The gate metric a champion had when it was evaluated: ``eval_<metric>``, else ``test_<metric>``."""
     for key in (f"eval_{metric}", f"test_{metric}"):
@@ -545,10 +551,8 @@ def _judge(
             "resamples of these rows for an interval: not judged degraded",
         }
     low, high = interval
-    best_case = low if metric in LOWER_IS_BETTER else high
-    worse = best_case > baseline if metric in LOWER_IS_BETTER else best_case < baseline
     span = f"its {gates.confidence:.0%} interval [{low:.4g}, {high:.4g}]"
-    if worse:
+    if wholly_worse(interval, baseline, metric):
         return {
             **verdict,
             "degraded": True,

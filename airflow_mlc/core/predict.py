@@ -31,15 +31,13 @@ from airflow_mlc.spec import SourceSpec
 
 #: The column of the output that holds the model's prediction.
 PREDICTION = "prediction"
-#: The column that says which role produced a row of a shadow file, and that role.
-ROLE, SHADOW = "role", "shadow"
+#: The column that says which role produced a row (shadow files, canary mode), and the roles.
+ROLE, CHAMPION_ROLE, CANARY_ROLE, SHADOW = "role", "champion", "canary", "shadow"
 #: Predictions kept (a uniform sample) to estimate the quantiles of a regression's predictions.
 SAMPLE_SIZE = 100_000
 
 #: Tags of a prediction run: one per prediction DAG run, in the experiment ``<experiment>/predictions``.
 KIND_PREDICTION = "prediction"
-#: The column that says which role produced a row of a shadow file, and that role.
-ROLE, SHADOW = "role", "shadow"
 
 #: Receives each scored chunk (``keep_columns`` + ``prediction`` + the extra columns).
 Sink = Callable[[pd.DataFrame], None]
@@ -258,16 +256,16 @@ def _routed(
     keep_columns: list[str],
 ) -> pd.DataFrame:
     """The chunk's kept columns, ``prediction``, ``model_version`` and ``role``; each row scored by its model."""
-    from airflow_mlc.core.rollout import CANARY_ROLE, CHAMPION_ROLE, ROLE, canary_rows
+    from airflow_mlc.core.rollout import canary_rows
 
     share = canary.share if canary.model is not None else 0.0
     mask = canary_rows(chunk, canary.key, share, canary.seed)
-    frame = _score(model, chunk[~mask], features, keep_columns) if (~mask).any() else None
-    if mask.any():
-        canaries = _score(canary.model, chunk[mask], features, keep_columns)
-        order = np.argsort(np.concatenate([np.flatnonzero(~mask), np.flatnonzero(mask)]), kind="stable")
-        frame = pd.concat([frame, canaries], ignore_index=True).iloc[order].reset_index(drop=True)
-    assert frame is not None  # a chunk has rows
+    parts = [  # each model's rows, numbered by their place in the chunk
+        _score(serving, chunk[rows], features, keep_columns).set_axis(np.flatnonzero(rows))
+        for serving, rows in ((model, ~mask), (canary.model, mask))
+        if rows.any()
+    ]
+    frame = pd.concat(parts).sort_index().reset_index(drop=True)
     frame["model_version"] = np.where(mask, str(canary.version), served_version)
     frame[ROLE] = np.where(mask, CANARY_ROLE, CHAMPION_ROLE)
     return frame
@@ -461,7 +459,7 @@ def predict_window(
                 continue
             if canary is not None:
                 frame = _routed(model, served_version, canary, chunk, features, keep_columns)
-                canary_served += int((frame["model_version"] != served_version).sum())
+                canary_served += int((frame[ROLE] == CANARY_ROLE).sum())
             else:
                 frame = _score(model, chunk, features, keep_columns)
             if shadow is not None and shadow_output is not None and agreement is not None:

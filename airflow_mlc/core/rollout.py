@@ -32,27 +32,18 @@ from airflow_mlc.core.compare import paired_comparison
 from airflow_mlc.core.metrics import Predictions, compute
 from airflow_mlc.core.prepare import row_hashes
 from airflow_mlc.errors import DataError
-from airflow_mlc.spec import LOWER_IS_BETTER, ModelLifecycleSpec
+from airflow_mlc.spec import ModelLifecycleSpec
 
 ACTIVE, ROLLED_BACK, PROMOTED = "active", "rolled_back", "promoted"
-#: The role column of served rows in canary mode, and its values.
-ROLE, CHAMPION_ROLE, CANARY_ROLE = "role", "champion", "canary"
-TAG_STATE, TAG_STEP, TAG_REASON, TAG_JUDGED_BY, TAG_ACTION = (
-    tracking.TAG_ROLLOUT_STATE,
-    tracking.TAG_ROLLOUT_STEP,
-    tracking.TAG_ROLLOUT_REASON,
-    tracking.TAG_ROLLOUT_JUDGED_BY,
-    tracking.TAG_ROLLOUT_ACTION,
-)
 
 
 def rollout_state(tags: dict[str, str]) -> tuple[str, int]:
     """The challenger's state and step, from its version tags (a new challenger: active, step 0)."""
     try:
-        step = int(tags.get(TAG_STEP, "0"))
+        step = int(tags.get(tracking.TAG_ROLLOUT_STEP, "0"))
     except ValueError:
         step = 0
-    return tags.get(TAG_STATE, ACTIVE), step
+    return tags.get(tracking.TAG_ROLLOUT_STATE, ACTIVE), step
 
 
 def canary_share(spec: ModelLifecycleSpec, tags: dict[str, str]) -> float:
@@ -75,6 +66,38 @@ def canary_rows(chunk: pd.DataFrame, key: list[str], share: float, seed: int) ->
         return np.zeros(len(chunk), dtype=bool)
     fractions = row_hashes(chunk, key, seed).astype(np.float64) / 2.0**64
     return np.asarray(fractions < share)
+
+
+def challenger_exposure(client: Any, spec: ModelLifecycleSpec, served: str, shadow_uri: str) -> tuple[Any, Any, str]:
+    """How batch inference exposes the challenger beside the ``served`` version, per ``prediction.rollout.mode``.
+
+    Returns:
+        The ``predict.ShadowModel`` (shadow mode, with a challenger other than ``served``) or None; the
+        ``predict.CanaryRouting`` (canary mode, whatever the challenger: with none active, every row is
+        the served version's) or None; and what was chosen, in words (empty with no rollout).
+    """
+    from airflow_mlc.core.predict import CanaryRouting, ShadowModel
+    from airflow_mlc.core.registry import CHALLENGER, version_by_alias
+
+    rollout, model = spec.prediction.rollout, spec.registered_model_name
+    if rollout.mode == "off":
+        return None, None, ""
+    challenger = version_by_alias(client, model, CHALLENGER)
+    other = challenger is not None and str(challenger.version) != served
+    version = str(challenger.version) if challenger is not None else None
+    if rollout.mode == "shadow":
+        if not other:
+            return None, None, f"Shadow mode: no challenger other than the served version {served} to score beside it"
+        loaded = tracking.load_model(f"models:/{model}/{version}", flavor="pyfunc")
+        words = f"Shadow mode: challenger version {version} scores beside version {served}, never served"
+        return ShadowModel(loaded, str(version), shadow_uri), None, words
+    share = canary_share(spec, dict(challenger.tags or {})) if challenger is not None and other else 0.0
+    if share == 0:
+        words = f"Canary mode: version {served} serves every row (no active challenger)"
+        return None, CanaryRouting(None, None, rollout.key, 0.0, spec.split.seed), words
+    loaded = tracking.load_model(f"models:/{model}/{version}", flavor="pyfunc")
+    words = f"Canary mode: challenger version {version} serves {share:.0%} of the rows"
+    return None, CanaryRouting(loaded, version, rollout.key, share, spec.split.seed), words
 
 
 @dataclass(frozen=True)
@@ -135,7 +158,7 @@ def judge(
 def _live_loss(spec: ModelLifecycleSpec, challenger: Predictions, baseline: float | None) -> str | None:
     """Why the challenger's own live quality fell past ``monitoring.quality_tolerance``, significantly; else None."""
     from airflow_mlc.core.compare import metric_interval
-    from airflow_mlc.core.drift import relative_loss
+    from airflow_mlc.core.drift import relative_loss, wholly_worse
 
     metric, tolerance = spec.gates.metric, spec.monitoring.quality_tolerance
     value = compute(metric, challenger)
@@ -147,8 +170,7 @@ def _live_loss(spec: ModelLifecycleSpec, challenger: Predictions, baseline: floa
     interval = metric_interval(metric, challenger, spec.gates.confidence, spec.gates.bootstrap_rounds, spec.split.seed)
     if interval is None:
         return None
-    best = interval[0] if metric in LOWER_IS_BETTER else interval[1]
-    if (best > baseline) if metric in LOWER_IS_BETTER else (best < baseline):
+    if wholly_worse(interval, baseline, metric):
         return (
             f"its live {metric} {value:.4g} is {loss:.1%} worse than at its evaluation ({baseline:.4g}; "
             f"monitoring.quality_tolerance {tolerance:.0%}), its interval [{interval[0]:.4g}, {interval[1]:.4g}] "
@@ -173,8 +195,8 @@ def apply_judgement(client: Any, spec: ModelLifecycleSpec, judgement: Judgement,
     with registry_lock(client, model, holder=judged_by):
         challenger = version_by_alias(client, model, CHALLENGER)
         champion = version_by_alias(client, model, CHAMPION)
-        if (challenger is not None and challenger.tags.get(TAG_JUDGED_BY) == judged_by) or (
-            champion is not None and champion.tags.get(TAG_JUDGED_BY) == judged_by
+        if (challenger is not None and challenger.tags.get(tracking.TAG_ROLLOUT_JUDGED_BY) == judged_by) or (
+            champion is not None and champion.tags.get(tracking.TAG_ROLLOUT_JUDGED_BY) == judged_by
         ):
             return judgement  # a retry: already carried out
         if (
@@ -186,13 +208,13 @@ def apply_judgement(client: Any, spec: ModelLifecycleSpec, judgement: Judgement,
             moved = "the registry's aliases moved since the judgement: not acted on"
             return Judgement("hold", moved, judgement.challenger, judgement.champion, judgement.step)
         version = judgement.challenger
-        tags = {TAG_REASON: judgement.reason[:5000], TAG_JUDGED_BY: judged_by}
+        tags = {tracking.TAG_ROLLOUT_REASON: judgement.reason[:5000], tracking.TAG_ROLLOUT_JUDGED_BY: judged_by}
         if judgement.action == "promote":
-            tags[TAG_STATE] = PROMOTED
+            tags[tracking.TAG_ROLLOUT_STATE] = PROMOTED
         elif judgement.action == "roll_back":
-            tags[TAG_STATE] = ROLLED_BACK
+            tags[tracking.TAG_ROLLOUT_STATE] = ROLLED_BACK
         else:
-            tags[TAG_STEP] = str(judgement.next_step)
+            tags[tracking.TAG_ROLLOUT_STEP] = str(judgement.next_step)
         for key, value in tags.items():
             client.set_model_version_tag(model, version, key, value)
         if judgement.action == "promote":
@@ -218,13 +240,13 @@ def record_judgement(client: Any, model: str, judgement: Judgement, log: Any) ->
 
     key = {**log.key, tracking.TAG_KIND: KIND_ROLLOUT, tracking.TAG_MODEL: model}
     tags = {
-        TAG_ACTION: judgement.action,
+        tracking.TAG_ROLLOUT_ACTION: judgement.action,
         tracking.TAG_FROM_VERSION: judgement.champion or "",
         tracking.TAG_TO_VERSION: judgement.challenger or "",
         tracking.TAG_REASON: judgement.reason[:5000],
         tracking.TAG_MOVED_BY: log.moved_by,
         tracking.TAG_MOVED_AT: datetime.now(timezone.utc).isoformat(),
-        TAG_STEP: "" if judgement.next_step is None else str(judgement.next_step),
+        tracking.TAG_ROLLOUT_STEP: "" if judgement.next_step is None else str(judgement.next_step),
     }
     name = f"rollout v{judgement.challenger}: {judgement.action.replace('_', ' ')}"
     tracking.get_or_create_run(client, log.experiment_id, key, tags, run_name=name)

@@ -85,6 +85,7 @@ class BatchPredictOperator(MLCBaseOperator):
 
         from airflow_mlc.core import tracking
         from airflow_mlc.core.predict import predict_window, read_chunks, sql_sink
+        from airflow_mlc.core.rollout import challenger_exposure
         from airflow_mlc.core.storage import remove, safe_part
         from airflow_mlc.hooks.storage import s3_options
 
@@ -111,8 +112,9 @@ class BatchPredictOperator(MLCBaseOperator):
         out_uri = self.storage.uri(spec.name, "predictions", interval, "predictions.parquet")
         # beside the predictions, not among them: a reader of the predictions folder never sees a shadow row
         shadow_uri = self.storage.uri(spec.name, "shadow-predictions", interval, "shadow.parquet")
-        shadow = self.shadow_model(client, version, shadow_uri)
-        canary = self.canary_routing(client, version)
+        shadow, canary, exposure = challenger_exposure(client, spec, version, shadow_uri)
+        if exposure:
+            self.log.info("%s", exposure)
         extra_columns = {
             "model_version": version,
             "run_id": context["run_id"],
@@ -171,45 +173,6 @@ class BatchPredictOperator(MLCBaseOperator):
             "shadow": stats.shadow,
             "canary": stats.canary,
         }
-
-    def canary_routing(self, client: Any, served: str) -> Any:
-        """In canary mode, how rows are shared between ``served`` and the challenger; else None."""
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.predict import CanaryRouting
-        from airflow_mlc.core.registry import CHALLENGER, version_by_alias
-        from airflow_mlc.core.rollout import canary_share
-
-        spec = self.model_spec
-        rollout = spec.prediction.rollout
-        if rollout.mode != "canary":
-            return None
-        challenger = version_by_alias(client, spec.registered_model_name, CHALLENGER)
-        share = canary_share(spec, dict(challenger.tags or {})) if challenger is not None else 0.0
-        if challenger is None or str(challenger.version) == served or share == 0:
-            self.log.info("Canary mode: version %s serves every row (no active challenger)", served)
-            return CanaryRouting(None, None, rollout.key, 0.0, spec.split.seed)
-        version = str(challenger.version)
-        self.log.info("Canary mode: challenger version %s serves %.0f%% of the rows", version, 100 * share)
-        model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
-        return CanaryRouting(model, version, rollout.key, share, spec.split.seed)
-
-    def shadow_model(self, client: Any, served: str, out_uri: str) -> Any:
-        """In shadow mode, the version ``challenger`` points at, loaded to score beside ``served``; else None."""
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.predict import ShadowModel
-        from airflow_mlc.core.registry import CHALLENGER, version_by_alias
-
-        spec = self.model_spec
-        if spec.prediction.rollout.mode != "shadow":
-            return None
-        challenger = version_by_alias(client, spec.registered_model_name, CHALLENGER)
-        if challenger is None or str(challenger.version) == served:
-            self.log.info("Shadow mode: no challenger other than the served version %s to score beside it", served)
-            return None
-        version = str(challenger.version)
-        self.log.info("Shadow mode: challenger version %s scores beside version %s, never served", version, served)
-        model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
-        return ShadowModel(model, version, out_uri)
 
     def version_to_score(self, client: Any) -> str:
         """The pinned model version, else the one ``champion`` points at; checked to exist."""
