@@ -377,6 +377,10 @@ class RolloutSpec(_Strict):
         return self
 
 
+#: The columns batch inference writes beside the kept ones: names a kept column cannot have.
+PREDICTION_OUTPUT_COLUMNS = ("prediction", "model_version", "role", "run_id", "window_start", "window_end")
+
+
 class PredictionSpec(_Strict):
     """Batch inference: which window the prediction DAG scores, how, and where the predictions go."""
 
@@ -394,6 +398,17 @@ class PredictionSpec(_Strict):
     @classmethod
     def _version_text(cls, version: Any) -> Any:
         return str(version) if isinstance(version, int) else version
+
+    @field_validator("keep_columns")
+    @classmethod
+    def _not_an_output_column(cls, columns: list[str] | None) -> list[str] | None:
+        taken = [column for column in columns or [] if column in PREDICTION_OUTPUT_COLUMNS]
+        if taken:
+            raise ValueError(
+                f"prediction.keep_columns: {taken} would collide with the columns written beside each prediction "
+                f"{list(PREDICTION_OUTPUT_COLUMNS)}; rename them in the source"
+            )
+        return columns
 
     @model_validator(mode="after")
     def _table_needs_connection(self) -> PredictionSpec:

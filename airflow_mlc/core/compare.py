@@ -48,6 +48,8 @@ class Comparison:
     high: float
     confidence: float
     rounds: int
+    #: Rows of the champion's side when the two sides are different rows (an unpaired comparison), else None.
+    champion_rows: int | None = None
 
     @property
     def significant(self) -> bool:
@@ -59,10 +61,14 @@ class Comparison:
 
     def describe(self) -> str:
         """The comparison in words, as recorded with a decision."""
+        if self.champion_rows is None:
+            rows, resamples = f"on {self.rows} rows", "paired"
+        else:
+            rows, resamples = f"on {self.rows} and {self.champion_rows} rows", "independent"
         return (
-            f"{self.metric} {self.challenger:.4g} vs the champion's {self.champion:.4g} on {self.rows} rows: "
+            f"{self.metric} {self.challenger:.4g} vs the champion's {self.champion:.4g} {rows}: "
             f"improvement {self.improvement:+.4g} ({self.relative:+.2%}), {self.confidence:.0%} interval "
-            f"[{self.low:+.4g}, {self.high:+.4g}] over {self.rounds} paired resamples"
+            f"[{self.low:+.4g}, {self.high:+.4g}] over {self.rounds} {resamples} resamples"
         )
 
 
@@ -157,4 +163,5 @@ def _comparison(
         return None
     improvement = oriented(name, mine) - oriented(name, theirs)
     relative = improvement / abs(theirs) if theirs else (0.0 if improvement == 0 else float(np.sign(improvement)))
-    return Comparison(name, len(first), mine, theirs, improvement, relative, *bounds, confidence, rounds)
+    other = None if paired else len(second)
+    return Comparison(name, len(first), mine, theirs, improvement, relative, *bounds, confidence, rounds, other)

@@ -25,7 +25,13 @@ import pandas as pd
 
 from airflow_mlc.core import tracking
 from airflow_mlc.core.compare import Comparison, paired_comparison
-from airflow_mlc.core.governance import GovernanceCheck, fairness_check, permutation_importance_of, slice_check
+from airflow_mlc.core.governance import (
+    GovernanceCheck,
+    fairness_check,
+    permutation_importance_of,
+    slice_check,
+    slices_summary,
+)
 from airflow_mlc.core.ingest import to_times
 from airflow_mlc.core.metrics import Predictions, compute, compute_all, predict
 from airflow_mlc.core.prepare import row_hashes, split_key, split_rule
@@ -354,7 +360,7 @@ def version_tags(run_tags: Mapping[str, str], evaluation: Mapping[str, Any]) -> 
 
 
 def governance_tags(governance: Mapping[str, Any]) -> dict[str, str]:
-    """The version's summary of its governance checks: its three most important features, the fairness verdict."""
+    """The version's summary of its governance checks: its most important features, the fairness and slice verdicts."""
     tags = {}
     ranking = (governance.get("explanations") or {}).get("details", {}).get("ranking", [])
     if ranking:
@@ -362,6 +368,8 @@ def governance_tags(governance: Mapping[str, Any]) -> dict[str, str]:
     fairness = governance.get("fairness")
     if fairness:
         tags[tracking.TAG_FAIRNESS] = ("blocked: " if fairness["blocked"] else "") + " ".join(fairness["reasons"])[:500]
+    if governance.get("slices"):
+        tags[tracking.TAG_SLICES] = slices_summary(governance["slices"])[:500]
     return tags
 
 
@@ -377,9 +385,8 @@ def record_evaluation(client: Any, run_id: str, evaluation: Evaluation) -> None:
     """
     values = {f"eval_{k}": v for k, v in evaluation.metrics.items()}
     values.update({f"champion_{k}": v for k, v in evaluation.champion_metrics.items()})
-    for column, measured in evaluation.governance.get("fairness", {}).get("details", {}).items():
-        if isinstance(measured, dict):  # a sensitive column's groups (beside the metric's name and max_gap)
-            values[tracking.metric_key(f"fairness_gap_{column}")] = measured["gap"]
+    for column, measured in evaluation.governance.get("fairness", {}).get("details", {}).get("columns", {}).items():
+        values[tracking.metric_key(f"fairness_gap_{column}")] = measured["gap"]
     for entry in evaluation.governance.get("explanations", {}).get("details", {}).get("ranking", []):
         values[tracking.metric_key(f"importance_{entry['feature']}")] = entry["mean"]
     client.log_batch(run_id, metrics=tracking.metric_entities(values))

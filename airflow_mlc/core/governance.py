@@ -16,6 +16,7 @@ Each check returns what it measured, whether it blocks the promotion, and why (d
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -124,7 +125,8 @@ def fairness_check(fairness: FairnessSpec, predictions: Predictions, test: pd.Da
     if not blocked:
         gaps = ", ".join(f"{c} {d['gap']:.4g}" for c, d in columns.items())
         reasons.append(f"fairness: {metric} gaps between groups within {fairness.max_gap:g} ({gaps})")
-    return GovernanceCheck("fairness", blocked, reasons, {"metric": metric, "max_gap": fairness.max_gap, **columns})
+    details = {"metric": metric, "max_gap": fairness.max_gap, "columns": columns}
+    return GovernanceCheck("fairness", blocked, reasons, details)
 
 
 def permutation_importance_of(
@@ -199,7 +201,7 @@ def slice_check(
     wholly below zero.
     """
     metric = spec.gates.metric
-    details: dict[str, Any] = {"metric": metric, "max_loss": slices.max_loss}
+    columns: dict[str, Any] = {}
     reasons: list[str] = []
     for column in slices.columns:
         groups = _groups(rows, column, "gates.slices.columns")
@@ -215,8 +217,34 @@ def slice_check(
                     if reason is not None:
                         reasons.append(reason)
             found[group] = entry
-        details[column] = found
+        columns[column] = found
+    details = {"metric": metric, "max_loss": slices.max_loss, "columns": columns}
     return GovernanceCheck("slices", bool(reasons), reasons, details)
+
+
+def slices_summary(check: Mapping[str, Any]) -> str:
+    """The slice check in words, for the version's ``mlc.slices`` tag and the Models page.
+
+    ``blocked: `` and the reasons when a slice blocked; else each column's worst slice: where the candidate
+    trails the champion most, or, with no champion, where it scores worst.
+    """
+    if check["blocked"]:
+        return "blocked: " + " ".join(check["reasons"])
+    metric, worst = check["details"]["metric"], []
+    for column, slices in check["details"]["columns"].items():
+        scored = {name: entry for name, entry in slices.items() if entry.get("candidate") is not None}
+        if not scored:
+            continue
+
+        def standing(entry: Mapping[str, Any]) -> float:
+            champion = entry.get("champion")
+            return oriented(metric, entry["candidate"]) - (oriented(metric, champion) if champion is not None else 0)
+
+        name = min(scored, key=lambda group: standing(scored[group]))
+        entry = scored[name]
+        versus = f" vs the champion's {entry['champion']:.4g}" if entry.get("champion") is not None else ""
+        worst.append(f"{column}={name!r}: {metric} {entry['candidate']:.4g}{versus} ({entry['rows']} rows)")
+    return "worst slices: " + "; ".join(worst) if worst else ""
 
 
 def _slice_loss(

@@ -87,6 +87,7 @@ class VersionRow:
     description: str
     top_features: str = ""
     fairness: str = ""
+    slices: str = ""
     model_card: str = ""
     rollout: str = ""
 
@@ -288,6 +289,7 @@ def version_rows(
                 description=str(getattr(version, "description", "") or ""),
                 top_features=tags.get(tracking.TAG_TOP_FEATURES, ""),
                 fairness=tags.get(tracking.TAG_FAIRNESS, ""),
+                slices=tags.get(tracking.TAG_SLICES, ""),
                 model_card=tags.get(tracking.TAG_MODEL_CARD, ""),
                 rollout=rollout_words(tags),
             )

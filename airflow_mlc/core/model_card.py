@@ -189,9 +189,7 @@ def _fairness_section(check: Mapping[str, Any] | None) -> Section:
         return Section("Fairness", ["Not checked: the spec sets no gates.fairness."])
     details = check.get("details", {})
     table = [["Column", "Group", details.get("metric", "value"), "Rows", "Judged"]]
-    for column, measured in details.items():
-        if not isinstance(measured, dict):
-            continue
+    for column, measured in details.get("columns", {}).items():
         for group, value in measured.get("groups", {}).items():
             judged = "yes" if group in measured.get("judged", []) else "no"
             table.append([column, group, _text(value.get("value")), _text(value.get("rows")), judged])
@@ -205,9 +203,7 @@ def _slices_section(check: Mapping[str, Any] | None) -> Section:
         return Section("Slices", ["Not measured: the spec sets no gates.slices."])
     details = check.get("details", {})
     table = [["Column", "Slice", "Rows", "This version", "Champion"]]
-    for column, slices in details.items():
-        if not isinstance(slices, dict):
-            continue
+    for column, slices in details.get("columns", {}).items():
         for name, entry in slices.items():
             table.append(
                 [column, name, _text(entry.get("rows")), _text(entry.get("candidate")), _text(entry.get("champion"))]

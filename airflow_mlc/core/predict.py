@@ -31,8 +31,9 @@ from airflow_mlc.spec import SourceSpec
 
 #: The column of the output that holds the model's prediction.
 PREDICTION = "prediction"
-#: The column that says which role produced a row (shadow files, canary mode), and the roles.
-ROLE, CHAMPION_ROLE, CANARY_ROLE, SHADOW = "role", "champion", "canary", "shadow"
+#: The column that says which role produced a row, and the roles: the version ``champion`` points at, a
+#: version pinned by the spec or the run, the challenger serving a canary's share, the challenger in shadow.
+ROLE, CHAMPION_ROLE, PINNED_ROLE, CANARY_ROLE, SHADOW = "role", "champion", "pinned", "canary", "shadow"
 #: Predictions kept (a uniform sample) to estimate the quantiles of a regression's predictions.
 SAMPLE_SIZE = 100_000
 
@@ -236,8 +237,7 @@ class ShadowModel:
 class CanaryRouting:
     """Canary mode: the rows whose key hashes below ``share`` are served by ``model`` (version ``version``).
 
-    With no model or a share of 0, every row is the served model's; the rows still say their ``role``, so
-    the outputs keep one set of columns while the mode is canary.
+    With no model or a share of 0, every row is the served model's.
     """
 
     model: Any
@@ -249,7 +249,7 @@ class CanaryRouting:
 
 def _routed(
     model: Any,
-    served_version: str,
+    served: tuple[str, str],
     canary: CanaryRouting,
     chunk: pd.DataFrame,
     features: list[str],
@@ -266,8 +266,8 @@ def _routed(
         if rows.any()
     ]
     frame = pd.concat(parts).sort_index().reset_index(drop=True)
-    frame["model_version"] = np.where(mask, str(canary.version), served_version)
-    frame[ROLE] = np.where(mask, CANARY_ROLE, CHAMPION_ROLE)
+    frame["model_version"] = np.where(mask, str(canary.version), served[0])
+    frame[ROLE] = np.where(mask, CANARY_ROLE, served[1])
     return frame
 
 
@@ -428,7 +428,9 @@ def predict_window(
         keep_columns: source columns copied beside each prediction (a time column, an id ...).
         out_uri: the Parquet file written (local or ``s3://``).
         options: fsspec options for a remote ``out_uri``.
-        extra_columns: constant string columns added to every row (model version, window bounds ...).
+        extra_columns: constant string columns added to every row (``model_version``, ``role``, window
+            bounds ...); in canary mode ``model_version`` and ``role`` are the served model's, and the
+            canary's rows get its own.
         task: ``regression`` or ``classification``, for the stats.
         sink: called with each scored chunk as written (see ``sql_sink``), so it is scored once.
         shadow: a challenger scored beside the served model (shadow mode), or None.
@@ -447,18 +449,16 @@ def predict_window(
     summary = _ClassCounts() if task == "classification" else _RegressionSummary()
     agreement = _Agreement(task) if shadow is not None else None
     canary_served = 0
-    if canary is not None:  # the version goes with each row
-        served_version, extras = (
-            extras.get("model_version", ""),
-            {k: v for k, v in extras.items() if k != "model_version"},
-        )
+    if canary is not None:  # the version and the role go with each row
+        served = (extras.get("model_version", ""), extras.get(ROLE, CHAMPION_ROLE))
+        extras = {k: v for k, v in extras.items() if k not in ("model_version", ROLE)}
     with _ParquetOutput(out_uri, options) as output, ExitStack() as stack:
         shadow_output = stack.enter_context(_ParquetOutput(shadow.out_uri, options)) if shadow is not None else None
         for chunk in chunks:
             if len(chunk) == 0:
                 continue
             if canary is not None:
-                frame = _routed(model, served_version, canary, chunk, features, keep_columns)
+                frame = _routed(model, served, canary, chunk, features, keep_columns)
                 canary_served += int((frame[ROLE] == CANARY_ROLE).sum())
             else:
                 frame = _score(model, chunk, features, keep_columns)
@@ -495,10 +495,12 @@ def predict_window(
 def sql_sink(engine: Any, table: str, window_start: str, window_end: str) -> Iterator[Sink]:
     """A sink that appends scored chunks to ``table`` in one transaction replacing the interval's rows.
 
-    On entering, the rows of the interval (``window_start`` and ``window_end`` columns equal to the
-    given strings) are deleted, when the table exists; each frame given to the sink is appended;
-    leaving without an error commits, leaving on an error rolls everything back. Rows of other
-    intervals are never touched.
+    With the first frame, the columns of the frame that an existing table lacks are added to it (nullable,
+    see :func:`add_columns`) and the rows of the interval (``window_start`` and ``window_end`` columns
+    equal to the given strings) are deleted; each frame given to the sink is appended; leaving without
+    an error commits, leaving on an error rolls everything back. Rows of other intervals are never
+    touched. The columns are added before the delete because some databases (MySQL, MariaDB) commit
+    the open transaction at any ``ALTER TABLE``.
 
     Args:
         engine: a SQLAlchemy engine or URL.
@@ -516,21 +518,56 @@ def sql_sink(engine: Any, table: str, window_start: str, window_end: str) -> Ite
         engine = sqlalchemy.create_engine(engine)
     try:
         with engine.begin() as connection:
-            if sqlalchemy.inspect(connection).has_table(table):
-                existing = sqlalchemy.Table(table, sqlalchemy.MetaData(), autoload_with=connection)
-                connection.execute(
-                    existing.delete().where(
-                        existing.c.window_start == window_start, existing.c.window_end == window_end
-                    )
-                )
+            exists = sqlalchemy.inspect(connection).has_table(table)
+            fresh = True
 
             def append(frame: pd.DataFrame) -> None:
+                nonlocal fresh
+                if fresh and exists:
+                    _make_room(connection, table, frame, window_start, window_end)
+                fresh = False
                 frame.to_sql(table, connection, if_exists="append", index=False)
 
             yield append
+            if fresh and exists:  # nothing appended: the interval is left empty
+                _make_room(connection, table, pd.DataFrame(), window_start, window_end)
     finally:
         if own_engine:
             engine.dispose()
+
+
+def _make_room(connection: Any, table: str, frame: pd.DataFrame, window_start: str, window_end: str) -> None:
+    """Give an existing ``table`` the columns of ``frame`` it lacks, then delete the interval's rows."""
+    import sqlalchemy
+
+    existing = sqlalchemy.Table(table, sqlalchemy.MetaData(), autoload_with=connection)
+    known = {column.name for column in existing.columns}
+    if not set(frame.columns) <= known:
+        add_columns(connection, table, frame, known)
+    connection.execute(
+        existing.delete().where(existing.c.window_start == window_start, existing.c.window_end == window_end)
+    )
+
+
+#: The SQLAlchemy type of a column added to an existing table, by the NumPy kind of its values (else Text).
+_SQL_TYPES = {"f": "Float", "i": "BigInteger", "u": "BigInteger", "b": "Boolean", "M": "DateTime"}
+
+
+def add_columns(connection: Any, table: str, frame: pd.DataFrame, known: set[str]) -> list[str]:
+    """Add the columns of ``frame`` that ``table`` lacks (nullable; its earlier rows hold NULL there).
+
+    A table written before an output column existed (e.g. ``role``) takes the new rows in the same
+    transaction as the rows themselves. Returns the columns added.
+    """
+    import sqlalchemy
+
+    preparer, added = connection.dialect.identifier_preparer, []
+    for name in [column for column in frame.columns if column not in known]:
+        column_type = getattr(sqlalchemy, _SQL_TYPES.get(frame[name].dtype.kind, "Text"))()
+        ddl = f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(str(name))} "
+        connection.execute(sqlalchemy.text(ddl + column_type.compile(dialect=connection.dialect)))
+        added.append(str(name))
+    return added
 
 
 def replace_interval(

@@ -9,8 +9,10 @@ DAG and the Models page read the same state from the registry.
   ``prediction.rollout.key`` columns falls below the step's share. The same entity always gets the same
   model, re-running an interval gives the same split, and a row served by the challenger at one step is
   served by it at every later (larger) step.
-- :func:`judge`: the monitoring DAG's judgement once labels arrive. Both models are scored on every
-  labelled row of the window and compared with the paired rule of promotion (``gates``). The challenger
+- :func:`judge`: the monitoring DAG's judgement once labels arrive. In shadow mode both models are
+  scored on every labelled row of the window and compared with the paired rule of promotion
+  (``gates``); in canary mode each is scored on the rows it served and the two compared by independent
+  bootstraps at the same confidence (:func:`judge_window`). The challenger
   is **promoted** when it is significantly better by ``gates.min_improvement``; **rolled back** (to 0 %)
   when it is significantly worse than the champion, or its live gate metric fell past
   ``monitoring.quality_tolerance`` from its own evaluation, significantly; otherwise, in canary mode,
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlc.core import tracking
-from airflow_mlc.core.compare import paired_comparison
+from airflow_mlc.core.compare import paired_comparison, unpaired_comparison
 from airflow_mlc.core.metrics import Predictions, compute
 from airflow_mlc.core.prepare import row_hashes
 from airflow_mlc.errors import DataError
@@ -112,6 +114,7 @@ class Judgement:
     next_step: int | None = None
     share: float | None = None
     comparison: dict[str, Any] | None = None
+    #: Each model's live gate metric and the rows it was computed on (``challenger``, ``challenger_rows`` ...).
     live: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -125,21 +128,39 @@ def judge(
     challenger_baseline: float | None,
     step: int,
     versions: tuple[str, str],
+    paired: bool = True,
 ) -> Judgement:
-    """The decision on a challenger from both models' predictions of the same labelled rows (see the module)."""
+    """The decision on a challenger from both models' live predictions (see the module).
+
+    Args:
+        spec: the model's spec (``gates``, ``monitoring.quality_tolerance``, ``prediction.rollout``).
+        challenger: the challenger's predictions of labelled rows.
+        champion: the champion's: of the same rows when ``paired``, else of the rows it served.
+        challenger_baseline: the challenger's gate metric at its evaluation, or None.
+        step: the challenger's rollout step now.
+        versions: the challenger's and the champion's versions.
+        paired: both are predictions of the same rows (compared by a paired bootstrap); else each
+            model's of the rows it served (a canary's A/B comparison, by independent bootstraps).
+    """
     gates, metric = spec.gates, spec.gates.metric
     mode, steps = spec.prediction.rollout.mode, spec.prediction.rollout.steps
     base = Judgement("hold", "", challenger=versions[0], champion=versions[1], step=step)
-    if len(challenger) < gates.min_rows:
-        reason = f"{len(challenger)} labelled rows, fewer than gates.min_rows ({gates.min_rows}): not judged"
-        return replace(base, reason=reason)
-    comparison = paired_comparison(
-        metric, challenger, champion, gates.confidence, gates.bootstrap_rounds, spec.split.seed
-    )
+    sides = (("challenger", challenger),) if paired else (("challenger", challenger), ("champion", champion))
+    verb = "has" if paired else "served"
+    short = [f"the {role} {verb} {len(rows)} labelled rows" for role, rows in sides if len(rows) < gates.min_rows]
+    if short:
+        return replace(base, reason=f"{' and '.join(short)}, fewer than gates.min_rows ({gates.min_rows}): not judged")
+    compare = paired_comparison if paired else unpaired_comparison
+    comparison = compare(metric, challenger, champion, gates.confidence, gates.bootstrap_rounds, spec.split.seed)
     if comparison is None:
         return replace(base, reason=f"{metric} cannot be compared on the {len(challenger)} labelled rows")
     words = comparison.describe()
-    live = {"challenger": comparison.challenger, "champion": comparison.champion}
+    live = {
+        "challenger": comparison.challenger,
+        "champion": comparison.champion,
+        "challenger_rows": len(challenger),
+        "champion_rows": len(champion),
+    }
     found = replace(base, comparison=comparison.as_dict(), live=live)
     if comparison.significant and comparison.relative >= gates.min_improvement:
         return replace(found, action="promote", reason=f"won on live data: {words}")
@@ -255,47 +276,81 @@ def record_judgement(client: Any, model: str, judgement: Judgement, log: Any) ->
 def judge_window(client: Any, spec: ModelLifecycleSpec, window: Any, judged_by: str, log: Any) -> Judgement:
     """Judge the challenger on the window's labelled rows and carry the decision out (the monitoring task's work).
 
-    ``window`` is the window read by columns (``storage.ParquetColumns``); it is read ``prediction.chunk_rows``
-    rows at a time, once per model. The rows judged are its labelled rows, and with a time column only those
-    newer than both versions' data (``mlc.window_end``): neither model trained on them. Nothing is judged
+    ``window`` is the window read by columns (``storage.ParquetColumns``), ``prediction.chunk_rows`` rows at
+    a time. The rows judged are its labelled rows, and with a time column only those newer than both
+    versions' data (``mlc.window_end``): neither model trained on them. In shadow mode both models are
+    scored on all of them and compared pairwise. In canary mode each model is scored on the rows it
+    served (the split of :func:`canary_rows` at the challenger's share now) and the two are compared by
+    independent bootstraps, an A/B test; once the champion serves fewer than ``gates.min_rows`` of them
+    (a last step of 100 %), it is scored on the challenger's rows instead, pairwise. Nothing is judged
     without a rollout mode, a challenger other than the champion, an active rollout, or the target column.
     """
     from airflow_mlc.core.drift import quality_baseline
-    from airflow_mlc.core.ingest import to_times
-    from airflow_mlc.core.metrics import model_features, predict_chunks
     from airflow_mlc.core.registry import CHALLENGER, CHAMPION, version_by_alias
 
-    model, target = spec.registered_model_name, spec.target
-    if spec.prediction.rollout.mode == "off":
+    model, target, rollout = spec.registered_model_name, spec.target, spec.prediction.rollout
+    if rollout.mode == "off":
         return Judgement("hold", "prediction.rollout.mode is off: no challenger is rolled out")
     challenger = version_by_alias(client, model, CHALLENGER)
     champion = version_by_alias(client, model, CHAMPION)
     if challenger is None or champion is None or str(challenger.version) == str(champion.version):
         return Judgement("hold", "no challenger besides the champion to judge")
-    state, step = rollout_state(dict(challenger.tags or {}))
+    tags = dict(challenger.tags or {})
+    state, step = rollout_state(tags)
     versions = (str(challenger.version), str(champion.version))
     if state != ACTIVE:
         return Judgement("hold", f"the challenger's rollout is {state.replace('_', ' ')}", *versions, step=step)
     if target not in window.names:
         return Judgement("hold", f"the window has no target column {target!r}: nothing to judge", *versions, step=step)
 
-    time_column = spec.source.time_column if spec.source.time_column in window.names else None
-    ends = [v.tags.get(tracking.TAG_WINDOW_END) for v in (challenger, champion)]
-    newer_than = max(ends) if time_column and all(ends) else None  # rows neither model trained on
-
-    def live_rows(batch: pd.DataFrame) -> pd.DataFrame:
-        rows = batch[batch[target].notna()]
-        if newer_than is not None and time_column is not None:
-            rows = rows[to_times(rows[time_column], spec.source) >= pd.Timestamp(newer_than)]
-        return rows
-
-    def scored(version: Any) -> Predictions:
-        fitted = tracking.load_model(f"models:/{model}/{version.version}")
-        columns = [*model_features(fitted, spec.features.columns), target, *([time_column] if time_column else [])]
-        batches = (live_rows(b) for b in window.batches(list(dict.fromkeys(columns)), spec.prediction.chunk_rows))
-        positive = (champion.tags or {}).get(tracking.TAG_POSITIVE_CLASS) or spec.positive_class
-        return predict_chunks(fitted, batches, spec.features.columns, target, spec.task, positive)
-
+    live = _LiveRows(spec, window, [challenger, champion])
     baseline = quality_baseline(client.get_run(challenger.run_id).data.metrics, spec.gates.metric)
-    judgement = judge(spec, scored(challenger), scored(champion), baseline, step, versions)
+    if rollout.mode == "shadow":
+        judgement = judge(spec, live.scored(challenger), live.scored(champion), baseline, step, versions)
+        return apply_judgement(client, spec, judgement, judged_by, log)
+    share = canary_share(spec, tags)
+    served = live.scored(challenger, share, canary=True)
+    kept = live.scored(champion, share, canary=False)
+    if len(kept) < spec.gates.min_rows:  # the champion hardly serves any more: both on the challenger's rows
+        judgement = judge(spec, served, live.scored(champion, share, canary=True), baseline, step, versions)
+    else:
+        judgement = judge(spec, served, kept, baseline, step, versions, paired=False)
     return apply_judgement(client, spec, judgement, judged_by, log)
+
+
+class _LiveRows:
+    """A window's live rows (labelled, newer than the versions' data), scored by a version chunk by chunk."""
+
+    def __init__(self, spec: ModelLifecycleSpec, window: Any, versions: list[Any]) -> None:
+        self.spec, self.window = spec, window
+        self.time_column = spec.source.time_column if spec.source.time_column in window.names else None
+        ends = [v.tags.get(tracking.TAG_WINDOW_END) for v in versions]
+        self.newer_than = max(ends) if self.time_column and all(ends) else None  # rows neither model trained on
+        self.positive = (versions[-1].tags or {}).get(tracking.TAG_POSITIVE_CLASS) or spec.positive_class
+
+    def _rows(self, batch: pd.DataFrame, share: float | None, canary: bool) -> pd.DataFrame:
+        from airflow_mlc.core.ingest import to_times
+
+        spec = self.spec
+        rows = batch[batch[spec.target].notna()]
+        if self.newer_than is not None and self.time_column is not None:
+            rows = rows[to_times(rows[self.time_column], spec.source) >= pd.Timestamp(self.newer_than)]
+        if share is None:
+            return rows
+        served = canary_rows(rows, spec.prediction.rollout.key, share, spec.split.seed)
+        return rows[served if canary else ~served]
+
+    def scored(self, version: Any, share: float | None = None, canary: bool = True) -> Predictions:
+        """``version``'s predictions of the live rows; with ``share``, only the canary's (or the others')."""
+        from airflow_mlc.core.metrics import model_features, predict_chunks
+
+        spec = self.spec
+        fitted = tracking.load_model(f"models:/{spec.registered_model_name}/{version.version}")
+        columns = [*model_features(fitted, spec.features.columns), spec.target]
+        columns += [self.time_column] if self.time_column else []
+        columns += spec.prediction.rollout.key if share is not None else []
+        batches = (
+            self._rows(batch, share, canary)
+            for batch in self.window.batches(list(dict.fromkeys(columns)), spec.prediction.chunk_rows)
+        )
+        return predict_chunks(fitted, batches, spec.features.columns, spec.target, spec.task, self.positive)

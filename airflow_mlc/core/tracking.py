@@ -69,6 +69,7 @@ TAG_DECIDED_AT = "mlc.decided_at"
 TAG_MODEL_CARD = "mlc.model_card"
 TAG_TOP_FEATURES = "mlc.top_features"
 TAG_FAIRNESS = "mlc.fairness"
+TAG_SLICES = "mlc.slices"
 # A challenger's rollout (core.rollout), on its version, and on a rollout record
 TAG_ROLLOUT_STATE = "mlc.rollout_state"
 TAG_ROLLOUT_STEP = "mlc.rollout_step"

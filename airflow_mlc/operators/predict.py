@@ -33,8 +33,9 @@ class BatchPredictOperator(MLCBaseOperator):
     The model is the pinned ``model_version`` (else the spec's ``prediction.model_version``), else
     the version the ``champion`` alias points at, resolved once before scoring. Each row of
     ``<name>/predictions/interval=<end>/predictions.parquet`` under the artifact root holds the
-    ``prediction.keep_columns`` (default: the time column), ``prediction``, ``model_version``,
-    ``run_id`` (the Airflow run), ``window_start`` and ``window_end``. The file is keyed by the
+    ``prediction.keep_columns`` (default: the time column), ``prediction``, ``model_version``, ``role``
+    (``champion``, or ``pinned`` for a pinned version), ``run_id`` (the Airflow run), ``window_start``
+    and ``window_end``. The file is keyed by the
     interval, not by the run, and replaced only when every chunk was scored: re-running an interval
     replaces its predictions, other intervals are untouched. With ``prediction.table`` the same rows
     go to that SQL table in one transaction that first deletes the interval's earlier rows.
@@ -51,8 +52,8 @@ class BatchPredictOperator(MLCBaseOperator):
     served one) scores every chunk too, into ``<name>/shadow-predictions/interval=<end>/shadow.parquet``
     (``model_version`` the challenger's, ``role`` ``shadow``), never into the served file or table; the
     stats say how far the two agree. With ``canary``, the challenger serves the rows whose hash of
-    ``prediction.rollout.key`` falls below its step's share, and the served rows gain ``role``
-    (``champion`` or ``canary``) with a per-row ``model_version`` (docs/rollout.md).
+    ``prediction.rollout.key`` falls below its step's share, and its rows say ``role`` ``canary`` and
+    its ``model_version`` (docs/rollout.md).
 
     :return: ``{"uri", "rows", "model_version", "window", "stats", "table", "shadow", "canary"}``; ``stats``
         holds ``rows``, ``seconds``, ``rows_per_second`` and, for a regression, ``mean``, ``std``,
@@ -84,7 +85,7 @@ class BatchPredictOperator(MLCBaseOperator):
     def execute_phase(self, context: Context) -> dict[str, Any]:
 
         from airflow_mlc.core import tracking
-        from airflow_mlc.core.predict import predict_window, read_chunks, sql_sink
+        from airflow_mlc.core.predict import ROLE, predict_window, read_chunks, sql_sink
         from airflow_mlc.core.rollout import challenger_exposure
         from airflow_mlc.core.storage import remove, safe_part
         from airflow_mlc.hooks.storage import s3_options
@@ -98,7 +99,7 @@ class BatchPredictOperator(MLCBaseOperator):
             raise BadInputError(f"the prediction window {window} has no end: give window_end")
         target = self.mlflow_target
         client = target.activate()
-        version = self.version_to_score(client)
+        version, role = self.version_to_score(client)
         model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
 
         source = spec.source
@@ -117,6 +118,7 @@ class BatchPredictOperator(MLCBaseOperator):
             self.log.info("%s", exposure)
         extra_columns = {
             "model_version": version,
+            ROLE: role,
             "run_id": context["run_id"],
             "window_start": bounds["start"] or "",
             "window_end": bounds["end"],
@@ -174,10 +176,11 @@ class BatchPredictOperator(MLCBaseOperator):
             "canary": stats.canary,
         }
 
-    def version_to_score(self, client: Any) -> str:
-        """The pinned model version, else the one ``champion`` points at; checked to exist."""
+    def version_to_score(self, client: Any) -> tuple[str, str]:
+        """The pinned model version, else the one ``champion`` points at (checked to exist), and its role."""
         from mlflow.exceptions import MlflowException
 
+        from airflow_mlc.core.predict import CHAMPION_ROLE, PINNED_ROLE
         from airflow_mlc.core.registry import CHAMPION, version_by_alias
 
         name = self.model_spec.registered_model_name
@@ -187,9 +190,9 @@ class BatchPredictOperator(MLCBaseOperator):
             champion = version_by_alias(client, name, CHAMPION)
             if champion is None:
                 raise BadInputError(f"no champion to score with: model {name!r} has no '{CHAMPION}' version")
-            return str(champion.version)
+            return str(champion.version), CHAMPION_ROLE
         try:
-            return str(client.get_model_version(name, str(pinned)).version)
+            return str(client.get_model_version(name, str(pinned)).version), PINNED_ROLE
         except MlflowException:
             raise BadInputError(f"model {name!r} has no version {pinned!r} to score with") from None
 

@@ -113,7 +113,7 @@ def create_mlflow_store(home: Path) -> None:
 
 
 def write_spec(folder: Path) -> Path:
-    """The demo spec with its data file named absolutely, and no schedule.
+    """The demo spec with its data file named absolutely, no schedule, and slices reported.
 
     Without a schedule the monitoring and prediction DAGs run only when triggered and training only on the
     retraining asset (or when triggered): unpausing them creates no run for today's interval, whose sensors
@@ -122,6 +122,7 @@ def write_spec(folder: Path) -> Path:
     data = yaml.safe_load(BIKES_SPEC.read_text())
     data["source"]["path"] = str(BIKES_CSV)
     data["schedule"] = {}
+    data["gates"]["slices"] = {"columns": ["workingday"]}  # reported on the Models page
     data["monitoring"]["wait"] = {"poke_interval_seconds": 5, "timeout_hours": 1}
     folder.mkdir()
     path = folder / f"{SPEC_NAME}.yaml"

@@ -146,11 +146,15 @@ def test_versions_table(site: Site, admin_browser: Browser) -> None:
         assert trigger in cell(admin_browser, row, ".trigger").lower()
         assert href(admin_browser, row, "a.mlflow-run")
         assert href(admin_browser, row, "a.mlflow-version")
+        assert href(admin_browser, row, "a.model-card")
+        assert "most important: " in cell(admin_browser, row, ".top-features")
+        assert "worst slices: workingday=" in cell(admin_browser, row, ".slices"), version
         dag_run = href(admin_browser, row, "a.dag-run")
         assert DAG_IDS["train"] in dag_run and run_id in dag_run, (version, dag_run)
     # the retrained version was compared with the champion: its score, the champion's and the interval
     compared = cell(admin_browser, rows["2"], ".metric")
     assert len(re.findall(r"\d+(?:\.\d+)?", compared)) >= 5 and "v1" in compared, compared
+    assert "vs the champion's" in cell(admin_browser, rows["2"], ".slices")
 
 
 def test_timeline_of_champion_moves(admin_browser: Browser) -> None:

@@ -50,7 +50,9 @@ def test_groups_drawn_at_random_are_not_judged_unfair(name, champion) -> None:
 
     assert not check.blocked, check.reasons
     sizes = pd.Series(groups).value_counts()
-    assert check.details[SENSITIVE]["judged"] == sorted(sizes[sizes >= 30].index)  # small test sets: none judged
+    assert check.details["columns"][SENSITIVE]["judged"] == sorted(
+        sizes[sizes >= 30].index
+    )  # small test sets: none judged
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -66,7 +68,7 @@ def test_a_group_the_model_serves_badly_is_named_and_blocks(name, champion) -> N
     groups = np.where(badly | (trained.dataset.rng(0, 22).random(len(badly)) < 0.1), "served badly", "served well")
     check = fairness_check(fairness_for(trained), predictions, trained.test.assign(**{SENSITIVE: groups}))
 
-    measured = check.details[SENSITIVE]
+    measured = check.details["columns"][SENSITIVE]
     if min(pd.Series(groups).value_counts()) < 30:
         pytest.skip(f"{name}: the model is wrong on too few test rows for a group of 30")
     assert check.blocked and measured["highest"] == "served badly", check.reasons

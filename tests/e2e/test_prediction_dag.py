@@ -46,6 +46,7 @@ def test_predictions_match_the_model_and_reruns_replace_their_interval(
     expected = pyfunc.predict(week[spec.features.columns])
     assert written["prediction"].to_numpy() == pytest.approx(list(expected))
     assert set(written["model_version"]) == {"1"} and set(written["run_id"]) == {first.run_id}
+    assert set(written["role"]) == {"champion"}  # every served row says which version and role produced it
 
     engine = sqlalchemy.create_engine(f"sqlite:///{database}")
 
@@ -72,6 +73,10 @@ def test_predictions_match_the_model_and_reruns_replace_their_interval(
 
     every_interval = pd.read_parquet(Path(result["uri"]).parent.parent)
     assert len(every_interval) == len(week) + len(pd.read_parquet(other_uri))
+
+    pinned = run_dag(f"mlc_{spec.name}_predict", conf={"window_end": "2011-04-08", "model_version": "1"})
+    assert set(pd.read_parquet(task_result(pinned, "predict")["uri"])["role"]) == {"pinned"}
+    assert set(pd.read_sql("select role from predictions", engine)["role"]) == {"champion", "pinned"}
 
     client = registry()
     experiment = client.get_experiment_by_name(f"{spec.experiment_name}/predictions")
@@ -104,7 +109,7 @@ def test_shadow_mode_scores_the_challenger_beside_the_champion_and_never_serves_
     run = run_dag(f"mlc_{spec.name}_predict", conf={"window_end": "2011-04-08"})
     result = task_result(run, "predict")
     served, shadow = pd.read_parquet(result["uri"]), pd.read_parquet(result["shadow"]["uri"])
-    assert set(served["model_version"]) == {"1"} and "role" not in served.columns
+    assert set(served["model_version"]) == {"1"} and set(served["role"]) == {"champion"}
     assert set(shadow["model_version"]) == {"2"} and set(shadow["role"]) == {"shadow"}
     assert len(shadow) == len(served) == result["shadow"]["rows"] > 100  # every chunk, every row
     assert (shadow["timestamp"] == served["timestamp"]).all()

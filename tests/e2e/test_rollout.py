@@ -65,6 +65,10 @@ def test_a_canary_serves_its_share_is_rolled_back_on_a_loss_advances_when_even_a
     loss = judged(spec, "2011-04-15")
     assert loss["action"] == "roll_back" and loss["challenger"] == "2" and loss["champion"] == "1"
     assert "significantly worse than the champion on live data" in loss["reason"]
+    # an A/B test: each model on the rows it served, the canary on about a quarter of them
+    assert "independent resamples" in loss["reason"]
+    rows = loss["live"]
+    assert 0.15 < rows["challenger_rows"] / (rows["challenger_rows"] + rows["champion_rows"]) < 0.35
     version = client.get_model_version(spec.name, "2")
     assert version.tags["mlc.rollout_state"] == "rolled_back" and version.tags["mlc.rollout_reason"] == loss["reason"]
     after = pd.read_parquet(predict(spec, "2011-04-08")["uri"])
@@ -80,6 +84,10 @@ def test_a_canary_serves_its_share_is_rolled_back_on_a_loss_advances_when_even_a
     assert client.get_model_version(spec.name, "3").tags["mlc.rollout_step"] == "1"
     full = pd.read_parquet(predict(spec, "2011-04-08")["uri"])
     assert set(full["role"]) == {"canary"} and set(full["model_version"]) == {"3"}
+    # at 100 % the champion serves no row: it is scored on the canary's rows, paired; even, so it holds
+    last = judged(spec, "2011-04-15")
+    assert last["action"] == "hold" and "neither better nor worse" in last["reason"], last["reason"]
+    assert "paired resamples" in last["reason"] and last["live"]["champion_rows"] == last["live"]["challenger_rows"]
 
     # a spring model that missed the (here absurd) training margin is challenger; live, it wins and is promoted
     spring = {"window_start": "2011-03-01", "window_end": "2011-05-01", "min_improvement": 10}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from airflow_mlc.core.evaluate import ChampionModel, evaluate
-from airflow_mlc.core.governance import slice_check
+from airflow_mlc.core.governance import slice_check, slices_summary
 from airflow_mlc.core.metrics import Predictions, compute
 from airflow_mlc.core.prepare import split
 from airflow_mlc.errors import BadInputError, DataError
@@ -70,9 +70,9 @@ def test_a_model_that_serves_one_group_badly_is_blocked_naming_the_groups_and_th
 
     assert not result.passed
     fairness = result.governance["fairness"]
-    assert fairness["blocked"] and fairness["details"]["group"]["highest"] == "B"
-    gap = fairness["details"]["group"]["gap"]
-    groups = fairness["details"]["group"]["groups"]
+    assert fairness["blocked"] and fairness["details"]["columns"]["group"]["highest"] == "B"
+    gap = fairness["details"]["columns"]["group"]["gap"]
+    groups = fairness["details"]["columns"]["group"]["groups"]
     assert gap == pytest.approx(groups["B"]["value"] - groups["A"]["value"]) and gap > 0.5
     (reason,) = [r for r in result.reasons if r.startswith("fairness:")]
     assert f"error_rate differs by {gap:.4g} between group='B'" in reason and "max_gap 0.1" in reason
@@ -84,7 +84,7 @@ def test_the_same_model_on_data_that_treats_both_groups_alike_passes() -> None:
     for seed in range(10):  # no false block: groups of about 180 and 420 test rows, the same error rate
         result = judged(spec, loans(3000, seed=100 + seed))
         passed += result.passed
-        assert result.governance["fairness"]["details"]["group"]["gap"] < 0.1
+        assert result.governance["fairness"]["details"]["columns"]["group"]["gap"] < 0.1
     assert passed == 10
 
 
@@ -97,7 +97,7 @@ def test_selection_rate_gap_and_groups_too_small_to_judge() -> None:
 
     result = judged(spec, frame)
 
-    measured = result.governance["fairness"]["details"]["group"]
+    measured = result.governance["fairness"]["details"]["columns"]["group"]
     assert "C" in measured["groups"] and measured["judged"] == ["A", "B"]
     assert measured["lowest"] == "B" and measured["highest"] == "A" and measured["gap"] > 0.2
     assert not result.passed and result.governance["fairness"]["blocked"]
@@ -167,19 +167,30 @@ def test_a_challenger_better_overall_but_much_worse_on_one_slice_is_blocked_only
 
     report_only = loan_spec(gates={"metric": "accuracy", "slices": {"columns": ["region"]}})
     reported = slice_check(report_only, report_only.gates.slices, rows, challenger, champion)
-    north = reported.details["region"]["north"]
+    north = reported.details["columns"]["region"]["north"]
     assert north["candidate"] < 0.7 and north["champion"] > 0.85  # visible
     assert not reported.blocked and reported.reasons == []
 
     strict = loan_spec(gates={"metric": "accuracy", "slices": {"columns": ["region"], "max_loss": 0.1}})
     blocked = slice_check(strict, strict.gates.slices, rows, challenger, champion)
-    assert blocked.blocked and blocked.details["region"]["north"]["blocked"]
-    assert not blocked.details["region"]["south"]["blocked"]  # better there
+    assert blocked.blocked and blocked.details["columns"]["region"]["north"]["blocked"]
+    assert not blocked.details["columns"]["region"]["south"]["blocked"]  # better there
     (reason,) = blocked.reasons
     assert reason.startswith("slices: on region='north'") and "(gates.slices.max_loss 10%)" in reason
 
+    assert slices_summary(reported.as_dict()) == (
+        f"worst slices: region='north': accuracy {north['candidate']:.4g} vs the champion's "
+        f"{north['champion']:.4g} ({north['rows']} rows)"
+    )
+    assert slices_summary(blocked.as_dict()) == f"blocked: {reason}"
+
     tolerant = loan_spec(gates={"metric": "accuracy", "slices": {"columns": ["region"], "max_loss": 0.5}})
     assert not slice_check(tolerant, tolerant.gates.slices, rows, challenger, champion).blocked  # a 33% loss
+
+    # a column may have any name, even one the check's own fields have
+    odd = loan_spec(gates={"metric": "accuracy", "slices": {"columns": ["metric"], "max_loss": 0.1}})
+    named = slice_check(odd, odd.gates.slices, rows.rename(columns={"region": "metric"}), challenger, champion)
+    assert named.details["metric"] == "accuracy" and named.details["columns"]["metric"]["north"]["blocked"]
 
 
 def test_slices_reach_the_verdict_of_an_evaluation() -> None:
@@ -188,8 +199,8 @@ def test_slices_reach_the_verdict_of_an_evaluation() -> None:
     train, test = split(frame, spec)
     model = fitted(spec, train)
     alone = evaluate(spec, model, test, spec.gates, train=train)
-    assert set(alone.governance["slices"]["details"]["group"]) == {"A", "B"}  # the candidate alone, reported
-    assert "champion" not in alone.governance["slices"]["details"]["group"]["A"]
+    assert set(alone.governance["slices"]["details"]["columns"]["group"]) == {"A", "B"}  # the candidate alone, reported
+    assert "champion" not in alone.governance["slices"]["details"]["columns"]["group"]["A"]
     same = evaluate(spec, model, test, spec.gates, ChampionModel(model, "1", train=train), train=train)
     assert not same.governance["slices"]["blocked"]  # equal everywhere: nothing worse
-    assert same.governance["slices"]["details"]["group"]["B"]["champion"] is not None
+    assert same.governance["slices"]["details"]["columns"]["group"]["B"]["champion"] is not None

@@ -135,11 +135,17 @@ def test_governance_of_a_version_and_the_shadow_of_a_batch_reach_the_page() -> N
     governance = {
         "explanations": {"details": {"ranking": [{"feature": f, "mean": 1.0, "std": 0.0} for f in "abcd"]}},
         "fairness": {"blocked": True, "reasons": ["fairness: error_rate differs by 0.3 between group='B' ..."]},
+        "slices": {
+            "blocked": False,
+            "reasons": [],
+            "details": {"metric": "rmse", "columns": {"season": {"1": {"rows": 40, "candidate": 9.0}}}},
+        },
     }
     tags = {**governance_tags(governance), tracking.TAG_MODEL_CARD: "runs:/r/model_card/model_card.md"}
     (row,) = history.version_rows([version(3, "train-3", **tags)], {}, {})
     assert row.top_features == "a, b, c" and row.model_card == "runs:/r/model_card/model_card.md"
     assert row.fairness == "blocked: fairness: error_rate differs by 0.3 between group='B' ..."
+    assert row.slices == "worst slices: season='1': rmse 9 (40 rows)"
     assert governance_tags({}) == {}
     assert history.version_rows([version(4, "t", **{tracking.TAG_ROLLOUT_STEP: "1"})], {}, {})[0].rollout == (
         "rollout active, step 2"

@@ -43,7 +43,9 @@ EVALUATION = {
             "details": {
                 "metric": "mae",
                 "max_gap": 5,
-                "season": {"groups": {"<b>summer</b>": {"value": 30.0, "rows": 200}}, "judged": ["<b>summer</b>"]},
+                "columns": {
+                    "season": {"groups": {"<b>summer</b>": {"value": 30.0, "rows": 200}}, "judged": ["<b>summer</b>"]}
+                },
             },
         },
         "explanations": {

@@ -198,6 +198,23 @@ def test_replace_interval_creates_the_table_and_keeps_other_intervals(tmp_path) 
     assert table_rows_by_interval(url) == {("a", "b"): 2, ("b", "c"): 1}
 
 
+def test_a_table_written_before_a_new_output_column_gains_it_and_keeps_its_rows(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'out.db'}"
+    old = pd.DataFrame({"timestamp": [1, 2], "prediction": [1.0, 2.0], "window_start": "a", "window_end": "b"})
+    replace_interval(url, "predictions", [old, old.assign(window_start="b", window_end="c")], "a", "b")
+    before = table_rows(url)
+    new = old.assign(**{"role": "champion", "Odd name ü": 3, "window_start": "b", "window_end": "c"})
+    with pytest.raises(RuntimeError, match="boom"):  # a failure after the columns were added loses no row
+        with sql_sink(url, "predictions", "b", "c") as sink:
+            sink(new)
+            raise RuntimeError("boom")
+    pd.testing.assert_frame_equal(table_rows(url)[before.columns], before)
+    assert replace_interval(url, "predictions", [new, new], "b", "c") == 4
+    rows = table_rows(url)
+    assert len(rows) == 6 and rows["role"].tolist() == [None, None, "champion", "champion", "champion", "champion"]
+    assert rows["Odd name ü"].tolist()[2:] == [3, 3, 3, 3] and rows["Odd name ü"].isna().sum() == 2
+
+
 def table_rows_by_interval(url: str) -> dict[tuple[str, str], int]:
     with sqlalchemy.create_engine(url).connect() as connection:
         rows = connection.execute(

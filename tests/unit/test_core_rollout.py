@@ -93,3 +93,34 @@ def test_a_challenger_whose_own_live_quality_collapsed_is_rolled_back_even_besid
 def test_too_few_labelled_rows_decide_nothing(truth) -> None:
     few = judge(spec(), right_on(truth[:20], 0.9, 6), right_on(truth[:20], 0.5, 7), 0.9, 0, ("2", "1"))
     assert few.action == "hold" and "fewer than gates.min_rows (30)" in few.reason
+
+
+def test_a_canary_is_judged_on_the_rows_each_model_served_by_independent_bootstraps(truth) -> None:
+    served, kept = truth[:400], truth[400:]  # the canary's rows and the champion's: different rows
+    better = judge(spec(), right_on(served, 0.92, 8), right_on(kept, 0.80, 9), 0.9, 0, ("2", "1"), paired=False)
+    assert better.action == "promote", better.reason
+    assert "on 400 and 1600 rows" in better.reason and "independent resamples" in better.reason
+    assert better.live["challenger_rows"] == 400 and better.live["champion_rows"] == 1600
+    assert better.comparison["champion_rows"] == 1600
+
+    worse = judge(spec(), right_on(served, 0.66, 10), right_on(kept, 0.80, 11), 0.7, 0, ("2", "1"), paired=False)
+    assert worse.action == "roll_back" and worse.comparison["high"] < 0
+
+
+def test_an_equal_canary_on_its_own_rows_is_rarely_moved_either_way(truth) -> None:
+    # as good a model on other rows: at 95 % each wrong move should happen about 2.5 % of the time
+    served, kept = truth[:400], truth[400:]
+    actions = [
+        judge(
+            spec(), right_on(served, 0.8, seed), right_on(kept, 0.8, 1000 + seed), 0.8, 0, ("2", "1"), paired=False
+        ).action
+        for seed in range(40)
+    ]
+    assert actions.count("advance") >= 36, actions
+
+
+def test_a_canary_that_served_too_few_labelled_rows_is_not_judged(truth) -> None:
+    few = judge(spec(), right_on(truth[:20], 0.3, 14), right_on(truth[20:], 0.9, 15), 0.9, 0, ("2", "1"), paired=False)
+    assert few.action == "hold" and few.reason == (
+        "the challenger served 20 labelled rows, fewer than gates.min_rows (30): not judged"
+    )

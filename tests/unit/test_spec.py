@@ -69,6 +69,10 @@ def test_a_typo_names_the_file_and_the_field(tmp_path: Path) -> None:
             "give source.time_format (text times) or source.time_unit (integer times), not both",
         ),
         (lambda d: d["split"].update(key=[]), "split.key is empty"),
+        (
+            lambda d: d.update(prediction={"keep_columns": ["timestamp", "role"]}),
+            "prediction.keep_columns: ['role'] would collide with the columns written beside each prediction",
+        ),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(change, expected: str) -> None:
