@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(BIN)/uv)
 DEMO_HOME ?= $(CURDIR)/.mlc/airflow
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions bench-ui \
+.PHONY: venv demo test test-fast check-plain-install browser-deps lint typecheck lock clean bench bench-drift bench-predict bench-decisions bench-ui \
 	bench-drift-speed bench-parse bench-startup bench-threads bench-suite
 
 $(STAMP): pyproject.toml constraints.txt
@@ -48,8 +48,14 @@ browser-deps:
 # for the other tiers (docs/integration-tests.md#how-the-suite-runs-in-parallel). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 5
 FAST_WORKERS ?= 2
-test: lint typecheck browser-deps
+test: lint typecheck browser-deps check-plain-install
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# The package installed without constraints.txt, as a user installs it, in a throwaway virtualenv: the newest
+# releases pyproject.toml's ranges allow must import, build the DAGs and pass two unit modules (about a minute;
+# needs PyPI). See docs/deployment.md#supported-versions.
+check-plain-install: $(STAMP)
+	UV=$(UV) PYTHON_VERSION=$(PYTHON_VERSION) scripts/check_plain_install.sh
 
 # Every tier but the integration and browser ones: no services needed.
 test-fast: lint typecheck

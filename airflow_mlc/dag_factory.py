@@ -16,6 +16,9 @@ warnings of their own, so such a DAG is what keeps the error in the UI beside th
 The DAGs are built with ``auto_register=False``: Airflow sees exactly the DAGs ``build_dags``
 returns (a DAG file puts them in its globals), never half of the DAGs of a spec that failed.
 
+Every task is built by ``phase_task``, which gives its operator the spec's ``tasks`` settings of its task id
+(queue, pool, pool slots, priority weight, retries, executor_config; see ``task_settings``).
+
 A task process parses the DAG file for one DAG, named by Airflow's parsing context
 (``airflow.sdk.get_parsing_context().dag_id``); ``build_dags`` then builds only that spec's DAGs.
 
@@ -24,14 +27,15 @@ Only the spec module and the operator classes are imported here, so parsing stay
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, get_parsing_context
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, BaseOperator, CronTriggerTimetable, Param, get_parsing_context
 from airflow.sdk.exceptions import AirflowTimetableInvalid
 
 from airflow_mlc.errors import SpecError
@@ -49,7 +53,7 @@ from airflow_mlc.operators.train import TrainModelOperator
 from airflow_mlc.operators.validate import ValidateDataOperator
 from airflow_mlc.sensors.data import DataAvailableSensor
 from airflow_mlc.sensors.model import ModelVersionSensor
-from airflow_mlc.spec import ModelLifecycleSpec, load_specs_reporting
+from airflow_mlc.spec import DEFAULT_PHASE, ModelLifecycleSpec, load_specs_reporting
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,61 @@ INVALID_SPEC_DAG_PREFIX = "mlc_invalid_spec_"
 INVALID_SPEC_TAGS = ("mlc", "invalid-spec")
 #: Longest description of a placeholder DAG; its docs hold the whole message.
 DESCRIPTION_CHARS = 1000
+
+OperatorT = TypeVar("OperatorT", bound=BaseOperator)
+
+
+def task_settings(spec: ModelLifecycleSpec, task_id: str) -> dict[str, Any]:
+    """The spec's ``tasks`` settings of one task, as keyword arguments of its operator.
+
+    ``default``'s fields, each replaced by the task's own (``ModelLifecycleSpec.task_settings``). The
+    ``executor_config`` is a copy of the spec's, given as it is, except a ``pod_override`` written as a pod
+    manifest (a mapping, the only form YAML has): it becomes the ``kubernetes.client.models.V1Pod`` the
+    KubernetesExecutor requires.
+
+    Args:
+        spec: The model's spec.
+        task_id: The task's id, which is its phase.
+
+    Returns:
+        Only the settings the spec gives; Airflow's defaults stand for the others.
+
+    Raises:
+        SpecError: A ``pod_override`` manifest, but no Kubernetes provider to read it with.
+    """
+    settings = spec.task_settings(task_id)
+    if "executor_config" in settings:
+        config = copy.deepcopy(settings["executor_config"])
+        if isinstance(config.get("pod_override"), Mapping):
+            own = spec.tasks.get(task_id)
+            phase = task_id if own is not None and own.executor_config is not None else DEFAULT_PHASE
+            config["pod_override"] = pod_from_manifest(config["pod_override"], f"{spec.origin}: tasks.{phase}")
+        settings["executor_config"] = config
+    return settings
+
+
+def pod_from_manifest(manifest: Mapping[str, Any], where: str) -> Any:
+    """A pod manifest (``metadata``, ``spec``, in the Kubernetes API's field names) as a ``V1Pod``.
+
+    Raises:
+        SpecError: The Kubernetes provider (``apache-airflow-providers-cncf-kubernetes``) is not installed.
+    """
+    try:
+        from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
+    except ImportError:
+        raise SpecError(
+            f"{where}.executor_config.pod_override: a pod manifest needs the KubernetesExecutor's provider "
+            "(apache-airflow-providers-cncf-kubernetes) where the DAGs are parsed"
+        ) from None
+    return PodGenerator.deserialize_model_dict(dict(manifest))
+
+
+def phase_task(spec: ModelLifecycleSpec, operator: type[OperatorT], task_id: str, /, **arguments: Any) -> OperatorT:
+    """``operator(task_id=task_id, **arguments)`` with the spec's ``tasks`` settings of ``task_id``.
+
+    Every task of a spec's DAGs is built here, so every one gets its phase's queue, pool and the rest.
+    """
+    return operator(task_id=task_id, **arguments, **task_settings(spec, task_id))
 
 
 def window_params() -> dict[str, Param]:
@@ -113,15 +172,22 @@ def training_dag(spec: ModelLifecycleSpec) -> DAG:
         auto_register=False,
         doc_md=f"Training life cycle of **{spec.name}** ({spec.task}, target `{spec.target}`).",
     ) as dag:
-        common: dict[str, Any] = {"spec": spec}
-        ingest = IngestOperator(
-            task_id="ingest", window_start="{{ params.window_start }}", window_end="{{ params.window_end }}", **common
+        common: dict[str, Any] = {"spec": spec}  # phase_task's spec is the one it reads the settings from
+        ingest = phase_task(
+            spec,
+            IngestOperator,
+            "ingest",
+            window_start="{{ params.window_start }}",
+            window_end="{{ params.window_end }}",
+            **common,
         )
-        validate = ValidateDataOperator(task_id="validate", snapshot=ingest.output, **common)
-        prepare = PrepareDataOperator(task_id="prepare", snapshot=ingest.output, **common)
-        train = TrainModelOperator(task_id="train", split=prepare.output, **common)
-        evaluate = EvaluateModelOperator(
-            task_id="evaluate",
+        validate = phase_task(spec, ValidateDataOperator, "validate", snapshot=ingest.output, **common)
+        prepare = phase_task(spec, PrepareDataOperator, "prepare", snapshot=ingest.output, **common)
+        train = phase_task(spec, TrainModelOperator, "train", split=prepare.output, **common)
+        evaluate = phase_task(
+            spec,
+            EvaluateModelOperator,
+            "evaluate",
             split=prepare.output,
             training=train.output,
             gate_max="{{ params.gate_max }}",
@@ -129,8 +195,10 @@ def training_dag(spec: ModelLifecycleSpec) -> DAG:
             min_improvement="{{ params.min_improvement }}",
             **common,
         )
-        register = RegisterModelOperator(
-            task_id="register",
+        register = phase_task(
+            spec,
+            RegisterModelOperator,
+            "register",
             training=train.output,
             evaluation=evaluate.output,
             force_promote="{{ params.force_promote }}",
@@ -175,12 +243,14 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
             "lookback_days": monitoring.window_days,
             "prefer_data_interval": True,
         }
-        wait = DataAvailableSensor(task_id="wait_for_data", **waiting(spec), **window)
-        ingest = IngestOperator(task_id="ingest", **window)
-        drift = DriftReportOperator(task_id="drift", spec=spec, current=ingest.output)
-        quality = ModelQualityOperator(task_id="quality", spec=spec, current=ingest.output)
-        request = RetrainTriggerOperator(
-            task_id="request_retraining",
+        wait = phase_task(spec, DataAvailableSensor, "wait_for_data", **waiting(spec), **window)
+        ingest = phase_task(spec, IngestOperator, "ingest", **window)
+        drift = phase_task(spec, DriftReportOperator, "drift", spec=spec, current=ingest.output)
+        quality = phase_task(spec, ModelQualityOperator, "quality", spec=spec, current=ingest.output)
+        request = phase_task(
+            spec,
+            RetrainTriggerOperator,
+            "request_retraining",
             spec=spec,
             drift=drift.output,
             quality=quality.output,
@@ -189,7 +259,7 @@ def monitoring_dag(spec: ModelLifecycleSpec) -> DAG:
         wait >> ingest
         drift >> quality >> request
         if spec.prediction.rollout.mode != "off":  # the challenger judged on the same window's labelled rows
-            quality >> RolloutJudgeOperator(task_id="judge_rollout", spec=spec, current=ingest.output)
+            quality >> phase_task(spec, RolloutJudgeOperator, "judge_rollout", spec=spec, current=ingest.output)
     return dag
 
 
@@ -235,21 +305,27 @@ def prediction_dag(spec: ModelLifecycleSpec) -> DAG:
             "window_start": "{{ params.window_start }}",
             "window_end": "{{ params.window_end }}",
         }
-        wait_for_data = DataAvailableSensor(
-            task_id="wait_for_data",
+        wait_for_data = phase_task(
+            spec,
+            DataAvailableSensor,
+            "wait_for_data",
             lookback_days=prediction.window_days,
             prefer_data_interval=True,
             min_rows=1,
             **waiting(spec),
             **window,
         )
-        wait_for_champion = ModelVersionSensor(
-            task_id="wait_for_champion",
+        wait_for_champion = phase_task(
+            spec,
+            ModelVersionSensor,
+            "wait_for_champion",
             spec=spec,
             alias="{{ '' if params.model_version else 'champion' }}",
             **waiting(spec),
         )
-        predict = BatchPredictOperator(task_id="predict", model_version="{{ params.model_version }}", **window)
+        predict = phase_task(
+            spec, BatchPredictOperator, "predict", model_version="{{ params.model_version }}", **window
+        )
         [wait_for_data, wait_for_champion] >> predict
     return dag
 
@@ -275,8 +351,10 @@ def rollback_dag(spec: ModelLifecycleSpec) -> DAG:
         auto_register=False,
         doc_md=f"Roll back `models:/{spec.registered_model_name}@champion`; the move is recorded with who, why, when.",
     ) as dag:
-        RollbackOperator(
-            task_id="rollback",
+        phase_task(
+            spec,
+            RollbackOperator,
+            "rollback",
             spec=spec,
             target_version="{{ params.target_version }}",
             reason="{{ params.reason }}",
@@ -321,13 +399,16 @@ def spec_dags(spec: ModelLifecycleSpec) -> list[DAG]:
     """The four DAGs of one spec, checked as the DAG processor checks them.
 
     Raises:
-        SpecError: The spec passed validation but its DAGs cannot be built (e.g. a bad cron expression).
+        SpecError: The spec passed validation but its DAGs cannot be built (e.g. a bad cron expression, or a
+            ``pod_override`` manifest without the Kubernetes provider).
     """
     check_schedules(spec)
     try:
         dags = [build(spec) for build in SPEC_DAG_BUILDERS]
         for dag in dags:
             dag.validate()
+    except SpecError:  # already names the file and the field (a ``tasks`` setting)
+        raise
     except Exception as exc:  # whatever it is, it must cost this spec only
         raise SpecError(f"{spec.origin}: (top level): its DAGs cannot be built: {type(exc).__name__}: {exc}") from exc
     return dags

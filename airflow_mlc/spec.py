@@ -430,6 +430,72 @@ class MlflowSpec(_Strict):
     registered_model: str | None = None
 
 
+#: The tasks of a spec's DAGs, by task id (the phase names of ``tasks``): the training DAG's, then the monitoring
+#: DAG's (which has an ``ingest`` too), the prediction DAG's (which has a ``wait_for_data`` too), the rollback DAG's.
+#: A phase's settings apply to every task with its id, in whichever of the DAGs it is.
+TASK_PHASES = (
+    "ingest",
+    "validate",
+    "prepare",
+    "train",
+    "evaluate",
+    "register",
+    "wait_for_data",
+    "drift",
+    "quality",
+    "request_retraining",
+    "judge_rollout",
+    "wait_for_champion",
+    "predict",
+    "rollback",
+)
+#: The entry of ``tasks`` that applies to every task, field by field, unless the task's own phase sets the field.
+DEFAULT_PHASE = "default"
+
+
+class TaskSettingsSpec(_Strict):
+    """Where and how the tasks of one phase run: Airflow's own task arguments, given to the operator as they are.
+
+    A field left out keeps Airflow's default (``[operators] default_queue``, ``default_pool``, one slot, ...).
+    """
+
+    queue: str | None = Field(
+        None, min_length=1, description="The executor queue (a Celery worker serves the queues it is started with)."
+    )
+    pool: str | None = Field(
+        None, min_length=1, description="An Airflow pool; it must exist, or the task is never scheduled."
+    )
+    pool_slots: int | None = Field(
+        None, ge=1, description="Slots of the pool the task takes; also its native threads unless model.threads."
+    )
+    priority_weight: int | None = Field(
+        None, description="Priority among the tasks waiting for a slot (Airflow's weight rule still applies)."
+    )
+    retries: int | None = Field(None, ge=0, description="Retries after a failure that may pass on a new try.")
+    executor_config: dict[str, Any] | None = Field(
+        None,
+        description="Passed to the executor as it is, e.g. {pod_template_file: ...} or {pod_override: <a pod "
+        "manifest>} for the KubernetesExecutor.",
+    )
+
+    def arguments(self) -> dict[str, Any]:
+        """The fields that are set, as keyword arguments of an operator."""
+        return {name: value for name, value in self if value is not None}
+
+
+def _known_phases(tasks: Any) -> Any:
+    """Refuse a ``tasks`` entry that names no task of the spec's DAGs (nor ``default``)."""
+    if isinstance(tasks, dict):
+        allowed = (DEFAULT_PHASE, *TASK_PHASES)
+        for name in tasks:
+            if name not in allowed:
+                raise ValueError(
+                    f"{name!r} is not a phase: the entries are task ids of the model's DAGs or {DEFAULT_PHASE!r} "
+                    f"(one of: {', '.join(allowed)})"
+                )
+    return tasks
+
+
 class ModelLifecycleSpec(_Strict):
     """Everything airflow-mlc needs to know about one model."""
 
@@ -456,6 +522,28 @@ class ModelLifecycleSpec(_Strict):
     storage: StorageSpec = StorageSpec()
     mlflow: MlflowSpec = MlflowSpec()
     tags: list[str] = []
+    tasks: dict[str, TaskSettingsSpec] = Field(
+        {},
+        description="Per phase (a task id, or 'default' for every task): queue, pool, pool_slots, priority_weight, "
+        "retries and executor_config of its tasks.",
+    )
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _phases(cls, tasks: Any) -> Any:
+        return _known_phases(tasks)
+
+    def task_settings(self, task_id: str) -> dict[str, Any]:
+        """The ``tasks`` settings of the task ``task_id``: those of ``default``, each replaced by the task's own.
+
+        Args:
+            task_id: The task's id, which is its phase.
+
+        Returns:
+            Keyword arguments of its operator: only the fields the spec sets.
+        """
+        default, own = self.tasks.get(DEFAULT_PHASE), self.tasks.get(task_id)
+        return {**(default.arguments() if default else {}), **(own.arguments() if own else {})}
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelLifecycleSpec:

@@ -231,3 +231,14 @@ def task_result(dag_run: Any, task_id: str) -> Any:
             .one_or_none()
         )
         return XComModel.deserialize_value(row) if row is not None else None
+
+
+async def first_event(trigger: Any, timeout: float = 30) -> Any:
+    """The payload of the first event a trigger fires (within ``timeout`` seconds); the trigger is closed after."""
+    import asyncio
+
+    events = trigger.run()
+    try:
+        return (await asyncio.wait_for(events.__anext__(), timeout)).payload
+    finally:
+        await events.aclose()

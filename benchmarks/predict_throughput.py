@@ -94,7 +94,8 @@ def _run_path(job: dict[str, Any]) -> dict[str, float]:
     """In a fresh child: load the model, warm up, then run one path and measure it."""
     import mlflow
 
-    from airflow_mlc.core.predict import predict_window, read_chunks
+    from airflow_mlc.core.predict import predict_window
+    from airflow_mlc.core.sources import read_chunks
     from airflow_mlc.core.window import Window, parse_moment
 
     mlflow.set_tracking_uri(job["tracking_uri"])

@@ -139,10 +139,8 @@ def champion_moves(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]
 
 def rollout_judgements(client: Any, spec: ModelLifecycleSpec) -> list[DecisionEvent]:
     """Every acted-on rollout judgement of the model's challengers: promoted, rolled back, advanced."""
-    from airflow_mlc.core.rollout import KIND_ROLLOUT
-
     model = spec.registered_model_name
-    wanted = f"tags.`{tracking.TAG_KIND}` = '{KIND_ROLLOUT}' and tags.`{tracking.TAG_MODEL}` = '{model}'"
+    wanted = f"tags.`{tracking.TAG_KIND}` = '{tracking.KIND_ROLLOUT}' and tags.`{tracking.TAG_MODEL}` = '{model}'"
     events = []
     for run in _runs(client, spec.registry_experiment_name, wanted):
         tags = run.data.tags

@@ -67,55 +67,6 @@ def short_query(query: str) -> str:
     return text if len(text) <= QUERY_CHARS else text[:QUERY_CHARS] + "..."
 
 
-def read_source(
-    source: SourceSpec, window: Window, options: dict[str, Any] | None = None, engine: Any = None
-) -> pd.DataFrame:
-    """Read the rows of ``source`` inside ``window``.
-
-    A SQL query gets the window as the bind parameters ``:window_start`` and ``:window_end`` (see
-    ``window_params``). Rows of any source are then kept only inside the window on ``time_column``,
-    when the spec names one (it must be in the result).
-
-    Args:
-        source: The spec's source.
-        window: The data window.
-        options: fsspec options (credentials, endpoint) for an ``s3://`` path.
-        engine: A SQLAlchemy engine or URL for a SQL source; default: ``source.url``.
-
-    Returns:
-        The rows, with a fresh ``RangeIndex``.
-
-    Raises:
-        DataError: The file is missing, malformed or has duplicate column names, the result of the
-            query has duplicate column names, or the time column is missing or holds no times.
-        BadInputError: The query is wrong (no such table or column, a syntax error).
-    """
-    if source.sql is not None:
-        frame = _read_sql(source, engine or source.url, window)
-    else:
-        frame = storage.read_file(str(source.path), source.file_format, options)
-    if source.time_column:
-        frame = filter_window(frame, source, window)
-    return frame.reset_index(drop=True)
-
-
-def _read_sql(source: SourceSpec, engine: Any, window: Window) -> pd.DataFrame:
-    import sqlalchemy
-
-    query = str(source.sql)
-    owned = isinstance(engine, str)
-    if owned:
-        engine = sqlalchemy.create_engine(engine)
-    try:
-        with sql_errors(query), engine.connect() as connection:
-            frame = pd.read_sql_query(sqlalchemy.text(query), connection, params=window_params(query, window, source))
-    finally:
-        if owned:
-            engine.dispose()
-    storage.check_unique_columns(frame.columns, describe_source(source))
-    return frame
-
-
 @contextmanager
 def sql_errors(query: str) -> Iterator[None]:
     """Turn the errors of a wrong query into ``BadInputError``; other errors (a lost connection) pass.
@@ -382,21 +333,14 @@ def _parse_default(values: pd.Series, where: str) -> pd.Series:
         raise DataError(f"{where} holds values that are not times: {exc}") from None
 
 
-def ingest(
-    source: SourceSpec,
-    window: Window,
-    out_uri: str,
-    out_options: dict[str, Any] | None = None,
-    source_options: dict[str, Any] | None = None,
-    engine: Any = None,
-) -> IngestResult:
-    """Read the window from the source and write it to ``out_uri`` as Parquet.
+def ingest(source: Any, window: Window, out_uri: str, out_options: dict[str, Any] | None = None) -> IngestResult:
+    """Read the window from ``source`` (a ``core.sources.Source``) and write it to ``out_uri`` as Parquet.
 
-    ``source_options`` reach an ``s3://`` source, ``out_options`` the artifact root.
+    ``out_options`` are the fsspec options of the artifact root.
     """
-    frame = read_source(source, window, source_options, engine)
+    frame = source.read(window)
     if frame.empty:
-        where = source.path or "the SQL query"
+        where = source.spec.path or "the SQL query"
         raise EmptyWindowError(f"no rows in the data window {window} of {where}")
     storage.write_parquet(frame, out_uri, out_options)
     return IngestResult(

@@ -24,10 +24,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlc.core import storage
-from airflow_mlc.core.ingest import describe_source, filter_window, sql_errors, window_params
-from airflow_mlc.core.window import Window
-from airflow_mlc.errors import BadInputError, DataError, EmptyWindowError
-from airflow_mlc.spec import SourceSpec
+from airflow_mlc.errors import DataError, EmptyWindowError
 
 #: The column of the output that holds the model's prediction.
 PREDICTION = "prediction"
@@ -37,77 +34,9 @@ ROLE, CHAMPION_ROLE, PINNED_ROLE, CANARY_ROLE, SHADOW = "role", "champion", "pin
 #: Predictions kept (a uniform sample) to estimate the quantiles of a regression's predictions.
 SAMPLE_SIZE = 100_000
 
-#: Tags of a prediction run: one per prediction DAG run, in the experiment ``<experiment>/predictions``.
-KIND_PREDICTION = "prediction"
 
 #: Receives each scored chunk (``keep_columns`` + ``prediction`` + the extra columns).
 Sink = Callable[[pd.DataFrame], None]
-
-
-def read_chunks(
-    source: SourceSpec,
-    window: Window,
-    chunk_rows: int,
-    options: dict[str, Any] | None = None,
-    engine: Any = None,
-) -> Iterator[pd.DataFrame]:
-    """The rows of ``source`` inside ``window``, in chunks of at most ``chunk_rows`` rows.
-
-    Reads as ``core.ingest.read_source`` does (same window filter on ``time_column``, same
-    ``:window_start`` / ``:window_end`` binds for a SQL query), but one chunk at a time: Parquet by
-    row batches, CSV and SQL with pandas' ``chunksize``. Chunks left empty by the filter are skipped.
-
-    Args:
-        source: the spec's source (a CSV or Parquet file, local or ``s3://``, or a SQL query).
-        window: the data window.
-        chunk_rows: the most rows a chunk holds.
-        options: fsspec options (credentials, endpoint) for an ``s3://`` path.
-        engine: a SQLAlchemy engine or URL for a SQL source (default: the source's ``url``).
-
-    Yields:
-        Non-empty frames with a fresh ``RangeIndex``.
-
-    Raises:
-        DataError: As ``core.ingest.read_source`` raises it (a missing or malformed file, duplicate
-            column names, a time column without times), when the chunk holding the problem is read.
-        BadInputError: The query is wrong (no such table or column, a syntax error).
-    """
-    if chunk_rows < 1:
-        raise BadInputError(f"chunk_rows must be at least 1, not {chunk_rows}")
-    if source.sql is not None:
-        chunks = _sql_chunks(source, engine or source.url, window, chunk_rows)
-    elif source.file_format == "csv":
-        chunks = storage.iter_csv(str(source.path), chunk_rows, options)
-    else:
-        chunks = storage.iter_parquet(str(source.path), chunk_rows, options)
-    for chunk in chunks:
-        if source.time_column:
-            chunk = filter_window(chunk, source, window)
-        if len(chunk):
-            chunk.index = pd.RangeIndex(len(chunk))  # our own frame: no copy as reset_index would make
-            yield chunk
-
-
-def _sql_chunks(source: SourceSpec, engine: Any, window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    import sqlalchemy
-
-    query = str(source.sql)
-    own_engine = isinstance(engine, str)
-    if own_engine:
-        engine = sqlalchemy.create_engine(engine)
-    params = window_params(query, window, source)
-    try:
-        # stream_results: a server-side cursor where the driver has one, so the result is not fetched whole
-        with sql_errors(query), engine.connect().execution_options(stream_results=True) as connection:
-            for number, chunk in enumerate(
-                pd.read_sql_query(sqlalchemy.text(query), connection, params=params, chunksize=chunk_rows)
-            ):
-                if number == 0:
-                    storage.check_unique_columns(chunk.columns, describe_source(source))
-                yield chunk
-    finally:
-        if own_engine:
-            engine.dispose()
 
 
 @dataclass(frozen=True)

@@ -239,8 +239,6 @@ def rollback_note(description: str | None, move: Move, *, restored: bool) -> str
     return f"{text}\n\n{note}" if text else note
 
 
-#: A champion-move record: one MLflow run per move, in the model's registry experiment.
-KIND_CHAMPION_MOVE = "champion_move"
 LOCK_SUFFIX = ".mlc-lock"
 
 
@@ -278,7 +276,9 @@ class MoveLog:
     def find(self, client: Any, model: str) -> Move | None:
         """This task's recorded move of ``model``, if it made one."""
         runs = tracking.find_runs(
-            client, self.experiment_id, {**self.key, tracking.TAG_KIND: KIND_CHAMPION_MOVE, tracking.TAG_MODEL: model}
+            client,
+            self.experiment_id,
+            {**self.key, tracking.TAG_KIND: tracking.KIND_CHAMPION_MOVE, tracking.TAG_MODEL: model},
         )
         return _move(runs[0]) if runs else None
 
@@ -295,7 +295,7 @@ class MoveLog:
         """Record a move; ``evidence`` (the comparison behind a promotion, ``tracking.EVIDENCE_TAGS``) goes with it."""
         tags = {
             **(evidence or {}),
-            tracking.TAG_KIND: KIND_CHAMPION_MOVE,
+            tracking.TAG_KIND: tracking.KIND_CHAMPION_MOVE,
             tracking.TAG_MODEL: model,
             tracking.TAG_MOVE: kind,
             tracking.TAG_FROM_VERSION: from_version or "",
@@ -336,7 +336,7 @@ def champion_history(client: Any, experiment_name: str, model: str) -> list[Move
     if experiment is None:
         return []
     runs = tracking.find_runs(
-        client, experiment.experiment_id, {tracking.TAG_KIND: KIND_CHAMPION_MOVE, tracking.TAG_MODEL: model}
+        client, experiment.experiment_id, {tracking.TAG_KIND: tracking.KIND_CHAMPION_MOVE, tracking.TAG_MODEL: model}
     )
     return sorted((_move(run) for run in runs), key=lambda move: move.moved_at)
 

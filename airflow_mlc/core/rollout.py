@@ -248,10 +248,6 @@ def apply_judgement(client: Any, spec: ModelLifecycleSpec, judgement: Judgement,
     return judgement
 
 
-#: The ``mlc.kind`` of a rollout judgement's record, beside the champion moves.
-KIND_ROLLOUT = "rollout"
-
-
 def record_judgement(client: Any, model: str, judgement: Judgement, log: Any) -> None:
     """Record an acted-on judgement (who, why, when) as a run of the champion-moves experiment, kind ``rollout``.
 
@@ -259,7 +255,7 @@ def record_judgement(client: Any, model: str, judgement: Judgement, log: Any) ->
     """
     from datetime import datetime, timezone
 
-    key = {**log.key, tracking.TAG_KIND: KIND_ROLLOUT, tracking.TAG_MODEL: model}
+    key = {**log.key, tracking.TAG_KIND: tracking.KIND_ROLLOUT, tracking.TAG_MODEL: model}
     tags = {
         tracking.TAG_ROLLOUT_ACTION: judgement.action,
         tracking.TAG_FROM_VERSION: judgement.champion or "",

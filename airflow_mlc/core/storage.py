@@ -180,6 +180,9 @@ def read_file(uri: str, file_format: str, options: dict[str, Any] | None = None)
         return frame
     import pyarrow as pa
 
+    if is_folder(uri, options):  # read as its chunks are, so both hold the same columns and types
+        with _parquet_folder(uri, options) as dataset:
+            return dataset.to_table().to_pandas()
     try:
         frame = pd.read_parquet(uri, storage_options=storage_options)
     except pa.ArrowInvalid as exc:
@@ -201,12 +204,19 @@ def iter_csv(uri: str, chunk_rows: int, options: dict[str, Any] | None = None) -
 
 
 def iter_parquet(uri: str, chunk_rows: int, options: dict[str, Any] | None = None) -> Iterator[pd.DataFrame]:
-    """The rows of a Parquet file by row batches of ``chunk_rows``; errors as ``read_file`` raises them."""
+    """The rows of a Parquet file, or of a folder of them, by row batches of ``chunk_rows``.
+
+    A folder is read as ``read_file`` reads it (a pyarrow dataset: its files in order, ``key=value``
+    folders as columns). Errors are those ``read_file`` raises.
+    """
     import fsspec
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     require_local_file(uri)
+    if is_folder(uri, options):
+        yield from _iter_parquet_folder(uri, chunk_rows, options)
+        return
     with fsspec.open(uri, "rb", **(options_for(uri, options or {}) or {})) as handle:
         try:
             parquet = pq.ParquetFile(handle, pre_buffer=False)  # pre-buffering keeps every row group read
@@ -216,6 +226,38 @@ def iter_parquet(uri: str, chunk_rows: int, options: dict[str, Any] | None = Non
             check_unique_columns(parquet.schema_arrow.names, f"file {uri!r}")
             for batch in parquet.iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
+
+
+def is_folder(uri: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether ``uri`` is a folder (a prefix holding objects, on S3)."""
+    if not is_remote(uri):
+        return _local_path(uri).is_dir()
+    import fsspec
+
+    filesystem, path = fsspec.core.url_to_fs(uri, **(options_for(uri, options or {}) or {}))
+    return bool(filesystem.isdir(path))
+
+
+@contextmanager
+def _parquet_folder(uri: str, options: dict[str, Any] | None) -> Iterator[Any]:
+    """A folder of Parquet files as a pyarrow dataset (``key=value`` sub-folders become columns)."""
+    import fsspec
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    filesystem, path = fsspec.core.url_to_fs(uri, **(options_for(uri, options or {}) or {}))
+    try:
+        dataset = ds.dataset(path, format="parquet", partitioning="hive", filesystem=filesystem)
+        check_unique_columns(dataset.schema.names, f"folder {uri!r}")
+        yield dataset
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"folder {uri!r}: not a readable Parquet dataset: {_first_line(exc)}") from None
+
+
+def _iter_parquet_folder(uri: str, chunk_rows: int, options: dict[str, Any] | None) -> Iterator[pd.DataFrame]:
+    with _parquet_folder(uri, options) as dataset:
+        for batch in dataset.to_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
 
 
 def require_local_file(uri: str) -> None:

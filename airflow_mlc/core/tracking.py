@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_mlc.core.mlflow_auth import MlflowCredentials, check_provider_registered, set_credentials
+
 #: Every tag airflow-mlc writes starts with this.
 TAG_PREFIX = "mlc."
 #: Tags that tie MLflow runs and model versions to the Airflow run that made them.
@@ -21,9 +23,15 @@ TAG_TRAIN_DATA = "mlc.train_data_uri"
 TAG_TEST_DATA = "mlc.test_data_uri"
 TAG_TRIGGERED_BY = "mlc.triggered_by"
 
-#: Tags of a monitoring run: one per monitoring DAG run, shared by its drift and quality tasks.
+#: What an MLflow run of airflow-mlc is (its ``mlc.kind``): a monitoring run (one per monitoring DAG run, shared
+#: by its drift and quality tasks), a prediction run (one per prediction DAG run), a champion move, a rollout
+#: judgement. Training runs have no kind.
 TAG_KIND = "mlc.kind"
 KIND_MONITORING = "monitoring"
+KIND_PREDICTION = "prediction"
+KIND_CHAMPION_MOVE = "champion_move"
+KIND_ROLLOUT = "rollout"
+#: Tags of a monitoring run.
 TAG_MODEL_VERSION = "mlc.model_version"
 TAG_DRIFT_DETECTED = "mlc.drift_detected"
 TAG_DRIFTED_SHARE = "mlc.drifted_share"
@@ -97,22 +105,27 @@ TAG_PREDICTIONS_URI = "mlc.predictions_uri"
 class MlflowTarget:
     """Where MLflow lives: the tracking URI, an optional registry URI, credentials, and the UI's address.
 
-    ``env`` holds MLflow's own credential variables (``MLFLOW_TRACKING_TOKEN`` ...); they are set in
-    the process environment when the target is activated and never logged.
+    ``credentials`` are never logged and never put in the process environment: activating the target
+    makes them those of the MLflow requests of the current context only (see ``core.mlflow_auth``).
     """
 
     tracking_uri: str
     registry_uri: str | None = None
     artifact_location: str | None = None
     ui_url: str | None = None
-    env: dict[str, str] = field(default_factory=dict, repr=False)
+    credentials: MlflowCredentials | None = field(default=None, repr=False)
 
     def activate(self) -> Any:
-        """Point the mlflow module at this target; returns an ``MlflowClient``."""
+        """Point the mlflow module at this target; returns an ``MlflowClient``.
+
+        The MLflow requests of the current context (this thread or asyncio task, and MLflow's download
+        threads it starts) carry this target's credentials from now on, or none when it has none.
+        """
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        os.environ.update(self.env)
+        set_credentials(self.credentials)
+        check_provider_registered()
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from airflow_mlc.core.mlflow_auth import MlflowCredentials
 from airflow_mlc.core.tracking import MlflowTarget, embedded_target
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.get_provider_info import MLFLOW_UI_FIELD_BEHAVIOUR
@@ -25,7 +26,9 @@ class MLflowHook(BaseHook):
     (``http://mlflow:5000``; a port in *port* is appended), or in the extra ``tracking_uri``. Optional
     extras: ``registry_uri``, ``artifact_location`` (for experiments this provider creates), ``ui_url``
     and ``token``. A login and password become MLflow's basic-auth credentials; a password alone is a
-    bearer token. Credentials go to MLflow through its environment variables and are never logged.
+    bearer token. Credentials are never logged and never put in the process environment: each MLflow
+    request of the task (or of the probe, or of the UI's request) that activated the target carries them
+    in its ``Authorization`` header (see ``airflow_mlc.core.mlflow_auth``).
 
     Without that connection, the embedded default: a SQLite store and an artifact folder under
     ``$AIRFLOW_HOME/mlflow``.
@@ -64,18 +67,18 @@ class MLflowHook(BaseHook):
             raise BadInputError(
                 f"connection {self.mlflow_conn_id!r} gives no tracking URI (host or extra tracking_uri)"
             )
-        env = {}
+        credentials = None
         if connection.login and connection.password:
-            env = {"MLFLOW_TRACKING_USERNAME": connection.login, "MLFLOW_TRACKING_PASSWORD": connection.password}
+            credentials = MlflowCredentials(username=connection.login, password=connection.password)
         elif connection.password or extra.get("token"):
-            env = {"MLFLOW_TRACKING_TOKEN": connection.password or extra["token"]}
+            credentials = MlflowCredentials(token=connection.password or extra["token"])
         is_server = tracking_uri.startswith(("http://", "https://"))
         return MlflowTarget(
             tracking_uri=tracking_uri,
             registry_uri=extra.get("registry_uri"),
             artifact_location=extra.get("artifact_location"),
-            ui_url=extra.get("ui_url") or (tracking_uri if is_server else None),
-            env=env,
+            ui_url=extra.get("ui_url") or (_without_userinfo(tracking_uri) if is_server else None),
+            credentials=credentials,
         )
 
 
@@ -87,3 +90,13 @@ def _uri_from(host: str, port: int | None) -> str:
     if port and host.count(":") == 1:
         host = f"{host.rstrip('/')}:{port}"
     return host
+
+
+def _without_userinfo(uri: str) -> str:
+    """``uri`` without a ``user:password@`` part: the links built from it are stored (extra links, XComs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow_mlc.core.registry import MoveLog
     from airflow_mlc.core.storage import Storage
     from airflow_mlc.core.tracking import MlflowTarget
+    from airflow_mlc.lineage import LineageDataset
 
 
 #: An upstream result: a URI, a result dict, or (when the DAG is built) the upstream task's ``.output``.
@@ -37,26 +38,6 @@ def result_of(value: UpstreamResult, name: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise BadInputError(f"{name} must be an upstream task's result (a mapping), not {value!r}")
     return value
-
-
-def retrain_request(context: Context, asset_uri: str) -> dict[str, Any] | None:
-    """The newest event of the retraining asset ``asset_uri`` that triggered this run, or None.
-
-    Returns the event's extra (window, report URI, drifted share and columns ...) plus where it came
-    from: ``asset``, ``source_dag_id``, ``source_run_id`` and ``timestamp``.
-    """
-    triggering = context.get("triggering_asset_events") or {}
-    events = [event for asset in triggering if asset.uri == asset_uri for event in triggering[asset]]
-    if not events:
-        return None
-    event = max(events, key=lambda e: e.timestamp)
-    return {
-        **event.extra,
-        "asset": asset_uri,
-        "source_dag_id": event.source_dag_id,
-        "source_run_id": event.source_run_id,
-        "timestamp": event.timestamp.isoformat(),
-    }
 
 
 #: The variable each native thread pool reads when its library loads, by threadpoolctl's internal API name.
@@ -100,13 +81,6 @@ def native_thread_limit(threads: int, environment_wins: bool = True) -> Iterator
                 os.environ[variable] = value
 
 
-def flag(value: bool | str) -> bool:
-    """A templated boolean: rendered strings such as 'False' count as false."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
 def uri_of(value: Upstream, key: str = "uri") -> str:
     """A URI given directly, or read from an upstream task's result (``ingest.output``)."""
     if isinstance(value, Mapping):
@@ -123,6 +97,8 @@ class MLCBaseOperator(ParamsSerializedOnce, BaseOperator):
     """
 
     ui_color = "#d6eaf8"
+    #: The result (XCom value) of the task's last execution, which its OpenLineage facets describe.
+    _lineage_result: Any = None
 
     def __init__(
         self,
@@ -204,12 +180,63 @@ class MLCBaseOperator(ParamsSerializedOnce, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Run the phase within the task's native thread limit (see ``native_thread_limit``)."""
+        self._lineage_result = None
         with native_thread_limit(self.threads, environment_wins=self.spec_threads is None):
             try:
-                return self.execute_phase(context)
+                result = self.execute_phase(context)
             except BadInputError as exc:
                 raise AirflowFailException(str(exc)) from exc
+        self._lineage_result = result
+        return result
 
     def execute_phase(self, context: Context) -> Any:
         """The phase's work; a ``BadInputError`` fails the task without retries."""
         raise NotImplementedError
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """What the task read and wrote, for the OpenLineage provider (docs/lineage.md).
+
+        The inputs and outputs are those of :meth:`lineage_inputs` and :meth:`lineage_outputs`, given the
+        task's result (None when it failed), and the job's ``sql`` facet is :meth:`lineage_query`.
+
+        Args:
+            task_instance: The finished task instance (unused: the result is kept by ``execute``).
+
+        Returns:
+            An ``OperatorLineage``, or None when apache-airflow-providers-openlineage is not installed.
+        """
+        from airflow_mlc import lineage
+
+        if not lineage.provider_installed():
+            return None
+        result = self._lineage_result if isinstance(self._lineage_result, Mapping) else None
+        return lineage.operator_lineage(self.lineage_inputs(result), self.lineage_outputs(result), self.lineage_query())
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The datasets the task read, given its result (None when it failed); none by default."""
+        return []
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The datasets the task wrote, given its result (None when it failed); none by default."""
+        return []
+
+    def lineage_query(self) -> str | None:
+        """The SQL query the task ran against the source, if any; none by default."""
+        return None
+
+    def lineage_run(self, experiment_id: Any, run_id: Any) -> LineageDataset:
+        """An MLflow run of the task's tracking server, as a lineage dataset."""
+        from airflow_mlc.lineage import mlflow_run_dataset
+
+        return mlflow_run_dataset(self.mlflow_target.tracking_uri, str(experiment_id), str(run_id))
+
+    def lineage_versions(self, *versions: Any) -> list[LineageDataset]:
+        """Versions of the spec's registered model (the empty ones left out), as lineage datasets of type MODEL."""
+        from airflow_mlc.lineage import model_version_dataset
+
+        known = [version for version in versions if version not in (None, "", "None")]
+        if not known:
+            return []
+        target = self.mlflow_target
+        registry = target.registry_uri or target.tracking_uri
+        return [model_version_dataset(registry, self.model_spec.registered_model_name, v) for v in known]

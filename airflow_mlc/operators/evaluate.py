@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
 from airflow_mlc.operators.base import MLCBaseOperator, Upstream, UpstreamResult, result_of, uri_of
+from airflow_mlc.run_context import rendered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.lineage import LineageDataset
 
 
 class EvaluateModelOperator(MLCBaseOperator):
@@ -82,9 +85,18 @@ class EvaluateModelOperator(MLCBaseOperator):
         MLflowRunLink.persist(context, run_url(target.ui_url, training["experiment_id"], training["run_id"]))
         return result.as_dict()
 
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The test (and training) sets, the candidate's MLflow run and the champion compared with."""
+        from airflow_mlc.lineage import file_dataset
+
+        train_uri = self.split.get("train_uri") if isinstance(self.split, Mapping) else None
+        inputs = [file_dataset(uri) for uri in (uri_of(self.split, "test_uri"), train_uri) if uri]
+        if isinstance(self.training, Mapping) and self.training.get("run_id"):
+            inputs.append(self.lineage_run(self.training["experiment_id"], self.training["run_id"]))
+        return inputs + self.lineage_versions(result and result.get("champion_version"))
+
 
 def _number(value: float | str | None) -> float | None:
     """A templated number: '' and None mean unset."""
-    if value is None or value == "" or value == "None":
-        return None
-    return float(value)
+    text = rendered(value)
+    return None if text is None else float(text)

@@ -2,69 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlc.errors import BadInputError
-from airflow_mlc.operators.base import MLCBaseOperator, retrain_request
+from airflow_mlc.operators.base import MLCBaseOperator
+from airflow_mlc.run_context import naming_the_spec, retrain_request, run_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlc.core.window import Window
-    from airflow_mlc.spec import ModelLifecycleSpec
-
-
-def default_window_end(context: Context) -> datetime | None:
-    """The end of the run's data interval; a manual run without one ends at its ``run_after``."""
-    end = context.get("data_interval_end")
-    if end is None:
-        end = getattr(context.get("dag_run"), "run_after", None)
-    return end
-
-
-@contextmanager
-def naming_the_spec(spec: ModelLifecycleSpec) -> Iterator[None]:
-    """Add the spec file to a bad-input error (a malformed source, a wrong query ...): the file to fix."""
-    try:
-        yield
-    except BadInputError as exc:
-        if spec.origin == "<spec>" or spec.origin in str(exc):
-            raise
-        raise type(exc)(f"{exc} (model spec {spec.origin})") from exc
-
-
-def run_window(
-    context: Context,
-    spec: ModelLifecycleSpec,
-    window_start: str | None,
-    window_end: str | None,
-    lookback_days: int | None = None,
-    prefer_data_interval: bool = False,
-) -> Window:
-    """The data window of a run, shared by ingest and the data sensor (see ``IngestOperator``)."""
-    from airflow_mlc.core.window import parse_moment, resolve_window
-
-    end = window_end
-    request = retrain_request(context, spec.retrain_asset_uri)
-    if not end and request:
-        end = (request.get("window") or {}).get("end")
-    default_end = default_window_end(context)
-    start = window_start
-    interval_start = parse_moment(context.get("data_interval_start"))
-    interval_end = parse_moment(default_end)
-    if (
-        not start
-        and not end
-        and prefer_data_interval
-        and interval_start
-        and interval_end
-        and interval_start < interval_end
-    ):
-        start = interval_start.isoformat()
-    return resolve_window(start, end, default_end, lookback_days or spec.window.lookback_days)
+    from airflow_mlc.lineage import LineageDataset
 
 
 class IngestOperator(MLCBaseOperator):
@@ -109,22 +57,13 @@ class IngestOperator(MLCBaseOperator):
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
         from airflow_mlc.core.ingest import ingest
-        from airflow_mlc.hooks.storage import s3_options
+        from airflow_mlc.hooks.source import open_spec_source
 
         spec = self.model_spec
         window = self.run_window(context)
         self.log.info("Ingesting %s for the window %s", spec.name, window)
-        source = spec.source
-        source_options = s3_options(source.conn_id) if (source.path or "").startswith("s3://") else {}
-        with naming_the_spec(spec):
-            result = ingest(
-                source,
-                window,
-                self.output_uri(context, "snapshot.parquet"),
-                out_options=self.storage.options,
-                source_options=source_options,
-                engine=self._sql_engine(),
-            )
+        with naming_the_spec(spec), open_spec_source(spec.source) as source:
+            result = ingest(source, window, self.output_uri(context, "snapshot.parquet"), self.storage.options)
         self.log.info("Wrote %d rows to %s (fingerprint %s)", result.rows, result.uri, result.fingerprint)
         return result.as_dict()
 
@@ -137,12 +76,20 @@ class IngestOperator(MLCBaseOperator):
             context, self.model_spec, self.window_start, self.window_end, self.lookback_days, self.prefer_data_interval
         )
 
-    def _sql_engine(self) -> Any:
-        """A SQLAlchemy engine from the source's Airflow SQL connection, for a SQL source."""
-        source = self.model_spec.source
-        if source.sql is None or source.conn_id is None:
-            return None
-        from airflow.sdk import BaseHook
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The source: its file, or the tables its query reads."""
+        from airflow_mlc.lineage import source_datasets
 
-        hook = BaseHook.get_connection(source.conn_id).get_hook()
-        return hook.get_sqlalchemy_engine()
+        return source_datasets(self.model_spec.source)
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The snapshot, with its columns, rows and fingerprint."""
+        from airflow_mlc.lineage import file_dataset
+
+        if result is None:
+            return []
+        return [file_dataset(result["uri"], result.get("columns") or (), result.get("rows"), result.get("fingerprint"))]
+
+    def lineage_query(self) -> str | None:
+        """The source's query, for a SQL source."""
+        return self.model_spec.source.sql

@@ -13,13 +13,16 @@ from airflow_mlc.operators.base import MLCBaseOperator, Upstream, uri_of
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_mlc.core.monitor import MonitoringRun
+    from airflow_mlc.lineage import LineageDataset
+
 
 class _MonitoringOperator(MLCBaseOperator):
-    """What the drift and quality tasks share: the current window, the champion, the monitoring run.
+    """What the drift and quality tasks share: the current window and this DAG run's monitoring run.
 
     Both log to one MLflow run per monitoring DAG run (experiment ``<experiment>/monitoring``), named
     after the window's end (``monitor 2011-05-15``) and tagged with the Airflow run, the window and the
-    champion version it checked.
+    champion version it checked (``core.monitor``).
     """
 
     template_fields: Sequence[str] = ("current",)
@@ -28,39 +31,19 @@ class _MonitoringOperator(MLCBaseOperator):
         super().__init__(**kwargs)
         self.current = current
 
-    @property
-    def window(self) -> Mapping[str, Any]:
-        return self.current.get("window") or {} if isinstance(self.current, Mapping) else {}
-
-    def monitoring_run(self, client: Any, context: Context, champion: Any | None) -> tuple[str, str]:
-        """The (experiment id, run id) of this DAG run's monitoring run, created by the first task to ask.
-
-        The run is named after the end of the window it checks: ``monitor 2011-05-15``.
-        """
+    def monitoring_run(self, context: Context) -> MonitoringRun:
         from airflow_mlc.core import tracking
-        from airflow_mlc.core.registry import readable_time
+        from airflow_mlc.core.monitor import MonitoringRun
 
-        spec = self.model_spec
-        target = self.mlflow_target
-        experiment_id = tracking.ensure_experiment(client, spec.monitoring_experiment_name, target.artifact_location)
-        key = {
-            tracking.TAG_KIND: tracking.KIND_MONITORING,
-            tracking.TAG_MODEL: spec.name,
-            tracking.TAG_DAG_ID: self.dag_id,
-            tracking.TAG_RUN_ID: context["run_id"],
-        }
-        tags = {
-            tracking.TAG_WINDOW_START: str(self.window.get("start") or ""),
-            tracking.TAG_WINDOW_END: str(self.window.get("end") or ""),
-            tracking.TAG_MODEL_VERSION: str(champion.version) if champion is not None else "",
-        }
-        name = f"monitor {readable_time(self.window.get('end')) or 'all the data'}"
-        return experiment_id, tracking.get_or_create_run(client, experiment_id, key, tags, run_name=name)
+        window = self.current.get("window") or {} if isinstance(self.current, Mapping) else {}
+        key = {tracking.TAG_DAG_ID: self.dag_id, tracking.TAG_RUN_ID: context["run_id"]}
+        return MonitoringRun(self.model_spec, self.mlflow_target, key, window)
 
-    def champion(self, client: Any) -> Any | None:
-        from airflow_mlc.core.registry import CHAMPION, version_by_alias
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The report written."""
+        from airflow_mlc.lineage import file_dataset
 
-        return version_by_alias(client, self.model_spec.registered_model_name, CHAMPION)
+        return [file_dataset(result["report_uri"])] if result and result.get("report_uri") else []
 
 
 class DriftReportOperator(_MonitoringOperator):
@@ -93,53 +76,40 @@ class DriftReportOperator(_MonitoringOperator):
         self.reference = reference
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        from airflow_mlc.core.drift import (
-            NothingToMonitorError,
-            compare_with_profile,
-            publish_report,
-            record_drift,
-            reference_profile,
-            reference_uri,
-        )
-        from airflow_mlc.core.storage import ParquetColumns
+        from airflow_mlc.core.drift import NothingToMonitorError
+        from airflow_mlc.core.monitor import check_drift
 
-        spec = self.model_spec
-        target = self.mlflow_target
-        client = target.activate()
-        champion = self.champion(client)
+        target, report = self.mlflow_target, self.output_uri(context, "drift.html")
         try:
-            reference_location = self.reference or reference_uri(spec, champion)
+            outcome = check_drift(
+                self.monitoring_run(context),
+                target.activate(),
+                self.storage,
+                uri_of(self.current),
+                self.reference,
+                report,
+            )
         except NothingToMonitorError as exc:
             raise AirflowSkipException(str(exc)) from exc
-        reference = reference_profile(reference_location, spec, self.storage)
-        with ParquetColumns(uri_of(self.current), self.storage.options) as current:
-            result, snapshot = compare_with_profile(reference, current, spec)
-
-        experiment_id, run_id = self.monitoring_run(client, context, champion)
-        report_uri = publish_report(
-            snapshot, self.output_uri(context, "drift.html"), self.storage.options, client, run_id
-        )
-        summary = result.summary()
-        record_drift(client, run_id, result, report_uri)
+        found = outcome.result
         self.log.info(
             "Drift %s: %.0f%% of the columns drifted %s; report %s",
-            "detected" if result.detected else "not detected",
-            100 * result.drifted_share,
-            summary["drifted_columns"],
-            report_uri,
+            "detected" if found["drift_detected"] else "not detected",
+            100 * found["drifted_share"],
+            found["drifted_columns"],
+            found["report_uri"],
         )
-        report_url = artifact_url(target.ui_url, experiment_id, run_id, "drift/drift.html")
-        MLflowRunLink.persist(context, run_url(target.ui_url, experiment_id, run_id))
+        report_url = artifact_url(target.ui_url, outcome.experiment_id, outcome.run_id, "drift/drift.html")
+        MLflowRunLink.persist(context, run_url(target.ui_url, outcome.experiment_id, outcome.run_id))
         DriftReportLink.persist(context, report_url)
-        return {
-            **summary,
-            "report_uri": report_uri,
-            "report_url": report_url,
-            "reference_uri": reference_location,
-            "window": dict(self.window),
-            "champion_version": str(champion.version) if champion is not None else None,
-            "monitoring_run_id": run_id,
-        }
+        return {**found, "report_url": report_url}
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The current window's snapshot and the reference it was compared with."""
+        from airflow_mlc.lineage import file_dataset
+
+        reference = (result or {}).get("reference_uri") or self.reference
+        return [file_dataset(uri) for uri in (uri_of(self.current), reference) if uri]
 
 
 class ModelQualityOperator(_MonitoringOperator):
@@ -165,38 +135,15 @@ class ModelQualityOperator(_MonitoringOperator):
     operator_extra_links = (MLflowRunLink(),)
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.drift import (
-            QualityResult,
-            publish_report,
-            quality_baseline,
-            quality_check,
-            record_quality,
+        from airflow_mlc.core.monitor import check_quality
+
+        target, report = self.mlflow_target, self.output_uri(context, "quality.html")
+        outcome, result = check_quality(
+            self.monitoring_run(context), target.activate(), self.storage, uri_of(self.current), report
         )
-        from airflow_mlc.core.storage import ParquetColumns, read_parquet_if_there
-
-        spec = self.model_spec
-        target = self.mlflow_target
-        client = target.activate()
-        champion = self.champion(client)
-        if champion is None:
-            self.log.info("Model %r has no champion yet: no quality to check", spec.registered_model_name)
-            nothing = QualityResult(0, spec.gates.metric, reason="no champion yet: nothing to score")
-            return {**nothing.as_dict(), "report_uri": None, "champion_version": None}
-        model = tracking.load_model(f"models:/{spec.registered_model_name}/{champion.version}")
-        baseline = quality_baseline(client.get_run(champion.run_id).data.metrics, spec.gates.metric)
-        positive = (champion.tags or {}).get(tracking.TAG_POSITIVE_CLASS) or None
-        evaluated_on = read_parquet_if_there(champion.tags.get(tracking.TAG_TEST_DATA), self.storage.options)
-        with ParquetColumns(uri_of(self.current), self.storage.options) as current:
-            result, snapshot = quality_check(spec, model, current, baseline, positive, evaluated_on)
-
-        experiment_id, run_id = self.monitoring_run(client, context, champion)
-        report_uri = None
-        if snapshot is not None:
-            report_uri = publish_report(
-                snapshot, self.output_uri(context, "quality.html"), self.storage.options, client, run_id
-            )
-        record_quality(client, run_id, result)
+        if not outcome.run_id:
+            self.log.info("Model %r has no champion yet: no quality to check", self.model_spec.registered_model_name)
+            return outcome.result
         if result.report_problems:
             self.log.warning(
                 "Evidently could not build the %s; the quality report is a %s instead",
@@ -210,5 +157,11 @@ class ModelQualityOperator(_MonitoringOperator):
             result.reason,
             result.live_metrics,
         )
-        MLflowRunLink.persist(context, run_url(target.ui_url, experiment_id, run_id))
-        return {**result.as_dict(), "report_uri": report_uri, "champion_version": str(champion.version)}
+        MLflowRunLink.persist(context, run_url(target.ui_url, outcome.experiment_id, outcome.run_id))
+        return outcome.result
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The current window's snapshot and the champion scored on it."""
+        from airflow_mlc.lineage import file_dataset
+
+        return [file_dataset(uri_of(self.current)), *self.lineage_versions((result or {}).get("champion_version"))]

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
 from airflow_mlc.operators.base import MLCBaseOperator
-from airflow_mlc.operators.ingest import naming_the_spec, run_window
+from airflow_mlc.run_context import naming_the_spec, rendered, run_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
-def sql_engine(conn_id: str) -> Any:
-    """A SQLAlchemy engine from an Airflow SQL connection."""
-    from airflow.sdk import BaseHook
-
-    return BaseHook.get_connection(conn_id).get_hook().get_sqlalchemy_engine()
+    from airflow_mlc.lineage import LineageDataset
 
 
 class BatchPredictOperator(MLCBaseOperator):
@@ -83,12 +78,10 @@ class BatchPredictOperator(MLCBaseOperator):
         self.chunk_rows = chunk_rows
 
     def execute_phase(self, context: Context) -> dict[str, Any]:
-
         from airflow_mlc.core import tracking
-        from airflow_mlc.core.predict import ROLE, predict_window, read_chunks, sql_sink
-        from airflow_mlc.core.rollout import challenger_exposure
-        from airflow_mlc.core.storage import remove, safe_part
-        from airflow_mlc.hooks.storage import s3_options
+        from airflow_mlc.core.predict import sql_sink
+        from airflow_mlc.core.serve import record_prediction_run, serve_window, version_to_serve
+        from airflow_mlc.hooks.source import open_spec_source, sql_engine
 
         spec, settings = self.model_spec, self.model_spec.prediction
         window = run_window(
@@ -99,130 +92,53 @@ class BatchPredictOperator(MLCBaseOperator):
             raise BadInputError(f"the prediction window {window} has no end: give window_end")
         target = self.mlflow_target
         client = target.activate()
-        version, role = self.version_to_score(client)
-        model = tracking.load_model(f"models:/{spec.registered_model_name}/{version}", flavor="pyfunc")
-
-        source = spec.source
-        source_options = s3_options(source.conn_id) if (source.path or "").startswith("s3://") else {}
-        source_engine = sql_engine(source.conn_id) if source.sql is not None and source.conn_id else None
-        chunks = read_chunks(source, window, self.chunk_rows or settings.chunk_rows, source_options, source_engine)
-        keep_columns = settings.keep_columns
-        if keep_columns is None:
-            keep_columns = [source.time_column] if source.time_column else []
-        interval = f"interval={safe_part(bounds['end'])}"
-        out_uri = self.storage.uri(spec.name, "predictions", interval, "predictions.parquet")
-        # beside the predictions, not among them: a reader of the predictions folder never sees a shadow row
-        shadow_uri = self.storage.uri(spec.name, "shadow-predictions", interval, "shadow.parquet")
-        shadow, canary, exposure = challenger_exposure(client, spec, version, shadow_uri)
-        if exposure:
-            self.log.info("%s", exposure)
-        extra_columns = {
-            "model_version": version,
-            ROLE: role,
-            "run_id": context["run_id"],
-            "window_start": bounds["start"] or "",
-            "window_end": bounds["end"],
-        }
-        self.log.info("Scoring %s version %s on the window %s", spec.registered_model_name, version, window)
+        served = version_to_serve(client, spec, rendered(self.model_version))
+        self.log.info("Scoring %s version %s (%s) on the window %s", spec.registered_model_name, *served, window)
         with naming_the_spec(spec), ExitStack() as stack:
-            stack.callback(getattr(chunks, "close", lambda: None))  # a failed run lets go of the source at once
+            chunks = stack.enter_context(open_spec_source(spec.source)).chunks(
+                window, self.chunk_rows or settings.chunk_rows
+            )
+            stack.callback(chunks.close)  # a failed run lets go of the source's cursor at once
             sink = None
             if settings.table and settings.conn_id:
                 sink = stack.enter_context(
-                    sql_sink(sql_engine(settings.conn_id), settings.table, bounds["start"] or "", bounds["end"])
+                    sql_sink(sql_engine(settings.conn_id), settings.table, bounds["start"] or "", str(bounds["end"]))
                 )
-            stats = predict_window(
-                model,
-                chunks,
-                spec.features.columns,
-                keep_columns,
-                out_uri,
-                self.storage.options,
-                extra_columns,
-                spec.task,
-                sink,
-                shadow,
-                canary,
-            )
-        if shadow is None:  # an earlier run's shadow predictions of this interval no longer describe it
-            remove(shadow_uri, self.storage.options)
+            result = serve_window(client, spec, self.storage, bounds, chunks, served, context["run_id"], sink, self.log)
+        stats = result.stats
+        table = f" and the table {settings.table}" if settings.table else ""
         self.log.info(
-            "Wrote %d predictions to %s%s (%.0f rows/s)",
-            stats.rows,
-            out_uri,
-            f" and the table {settings.table}" if settings.table else "",
-            stats.rows_per_second,
+            "Wrote %d predictions to %s%s (%.0f rows/s)", stats.rows, result.uri, table, stats.rows_per_second
         )
-
-        experiment = f"{spec.experiment_name}/predictions"
-        experiment_id = tracking.ensure_experiment(client, experiment, target.artifact_location)
-        run_id = tracking.get_or_create_run(
-            client,
-            experiment_id,
-            self.prediction_run_key(context),
-            self.prediction_run_tags(bounds, version, out_uri),
-            run_name=self.prediction_run_name(bounds),
-        )
-        client.log_batch(run_id, metrics=tracking.metric_entities(stats.metrics()))
+        run_key = {tracking.TAG_DAG_ID: self.dag_id, tracking.TAG_RUN_ID: context["run_id"]}
+        experiment_id, run_id = record_prediction_run(client, spec, target.artifact_location, run_key, result)
         MLflowRunLink.persist(context, run_url(target.ui_url, experiment_id, run_id))
-        return {
-            "uri": out_uri,
-            "rows": stats.rows,
-            "model_version": version,
-            "window": bounds,
-            "stats": stats.as_dict(),
-            "table": settings.table,
-            "shadow": stats.shadow,
-            "canary": stats.canary,
-        }
+        return result.as_dict()
 
-    def version_to_score(self, client: Any) -> tuple[str, str]:
-        """The pinned model version, else the one ``champion`` points at (checked to exist), and its role."""
-        from mlflow.exceptions import MlflowException
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The source, the model version served and any challenger version exposed (shadow, canary)."""
+        from airflow_mlc.lineage import source_datasets
 
-        from airflow_mlc.core.predict import CHAMPION_ROLE, PINNED_ROLE
-        from airflow_mlc.core.registry import CHAMPION, version_by_alias
+        exposed = [(result or {}).get(kind) or {} for kind in ("shadow", "canary")]
+        versions = self.lineage_versions((result or {}).get("model_version"), *(e.get("version") for e in exposed))
+        return source_datasets(self.model_spec.source) + versions
 
-        name = self.model_spec.registered_model_name
-        given = None if self.model_version in (None, "", "None") else str(self.model_version)  # "None": empty form
-        pinned = given or self.model_spec.prediction.model_version
-        if not pinned:
-            champion = version_by_alias(client, name, CHAMPION)
-            if champion is None:
-                raise BadInputError(f"no champion to score with: model {name!r} has no '{CHAMPION}' version")
-            return str(champion.version), CHAMPION_ROLE
-        try:
-            return str(client.get_model_version(name, str(pinned)).version), PINNED_ROLE
-        except MlflowException:
-            raise BadInputError(f"model {name!r} has no version {pinned!r} to score with") from None
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The interval's predictions file, the prediction table when the spec has one, a shadow's file."""
+        from airflow_mlc.lineage import file_dataset, sql_connection_location, sql_table_dataset
 
-    def prediction_run_key(self, context: Context) -> dict[str, str]:
-        """The tags that find this DAG run's prediction run again (a retry logs to the same run)."""
-        from airflow_mlc.core import tracking
-        from airflow_mlc.core.predict import KIND_PREDICTION
+        if result is None:
+            return []
+        outputs = [file_dataset(result["uri"], rows=result.get("rows"))]
+        settings = self.model_spec.prediction
+        if result.get("table") and settings.conn_id:
+            namespace, database, _ = sql_connection_location(settings.conn_id)
+            outputs.append(sql_table_dataset(namespace, result["table"], database, rows=result.get("rows")))
+        shadow = result.get("shadow") or {}
+        if shadow.get("uri"):
+            outputs.append(file_dataset(shadow["uri"], rows=shadow.get("rows")))
+        return outputs
 
-        return {
-            tracking.TAG_KIND: KIND_PREDICTION,
-            tracking.TAG_MODEL: self.model_spec.name,
-            tracking.TAG_DAG_ID: self.dag_id,
-            tracking.TAG_RUN_ID: context["run_id"],
-        }
-
-    @staticmethod
-    def prediction_run_name(bounds: dict[str, str | None]) -> str:
-        """The prediction run's name, after its window: ``predict 2011-04-01 .. 2011-04-08``."""
-        from airflow_mlc.core.registry import readable_time
-
-        start, end = readable_time(bounds["start"]), readable_time(bounds["end"])
-        return f"predict {start} .. {end}" if start else f"predict up to {end}"
-
-    @staticmethod
-    def prediction_run_tags(bounds: dict[str, str | None], version: str, out_uri: str) -> dict[str, str]:
-        from airflow_mlc.core import tracking
-
-        return {
-            tracking.TAG_WINDOW_START: bounds["start"] or "",
-            tracking.TAG_WINDOW_END: bounds["end"] or "",
-            tracking.TAG_MODEL_VERSION: version,
-            tracking.TAG_PREDICTIONS_URI: out_uri,
-        }
+    def lineage_query(self) -> str | None:
+        """The source's query, for a SQL source."""
+        return self.model_spec.source.sql

@@ -10,6 +10,8 @@ from airflow_mlc.operators.base import MLCBaseOperator, Upstream, uri_of
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_mlc.lineage import LineageDataset
+
 
 class PrepareDataOperator(MLCBaseOperator):
     """Clean a snapshot as the spec asks, split it, and write ``train.parquet`` and ``test.parquet``.
@@ -39,3 +41,20 @@ class PrepareDataOperator(MLCBaseOperator):
         )
         self.log.info("Split into %d training and %d test rows", result.train_rows, result.test_rows)
         return result.as_dict()
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The snapshot split."""
+        from airflow_mlc.lineage import file_dataset
+
+        return [file_dataset(uri_of(self.snapshot))]
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The training and test sets, with their rows."""
+        from airflow_mlc.lineage import file_dataset
+
+        if result is None:
+            return []
+        return [
+            file_dataset(result["train_uri"], rows=result.get("train_rows")),
+            file_dataset(result["test_uri"], rows=result.get("test_rows")),
+        ]

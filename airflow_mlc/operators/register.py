@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowModelVersionLink, model_version_url
-from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, flag, result_of
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
+from airflow_mlc.run_context import flag
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.lineage import LineageDataset
 
 
 class RegisterModelOperator(MLCBaseOperator):
@@ -85,3 +88,15 @@ class RegisterModelOperator(MLCBaseOperator):
         url = model_version_url(target.ui_url, decision.model, decision.version)
         MLflowModelVersionLink.persist(context, url)
         return decision.as_dict()
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The training run registered."""
+        if isinstance(self.training, Mapping) and self.training.get("run_id"):
+            return [self.lineage_run(self.training["experiment_id"], self.training["run_id"])]
+        return []
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The model version registered (none in a dry run)."""
+        if not result or result.get("dry_run"):
+            return []
+        return self.lineage_versions(result.get("version"))

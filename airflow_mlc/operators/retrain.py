@@ -9,10 +9,13 @@ from airflow.sdk import Asset
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlc.links.mlflow import DriftReportLink
-from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, flag, result_of
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
+from airflow_mlc.run_context import flag
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.lineage import LineageDataset
 
 
 #: The XCom key of the retraining decision, pushed whether or not a retraining is requested.
@@ -82,6 +85,19 @@ class RetrainTriggerOperator(MLCBaseOperator):
         context["outlet_events"][self.asset].extra = extra
         self.log.info("Retraining requested through %s: %s", self.asset.uri, decision.reason)
         return extra
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The drift report behind the decision."""
+        from airflow_mlc.lineage import file_dataset
+
+        report = self.drift.get("report_uri") if isinstance(self.drift, Mapping) else None
+        return [file_dataset(report)] if report else []
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The retraining asset, when an event of it was emitted."""
+        from airflow_mlc.lineage import uri_dataset
+
+        return [uri_dataset(self.asset.uri)] if result else []
 
 
 def retrain_event_extra(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowModelVersionLink, model_version_url
 from airflow_mlc.operators.base import MLCBaseOperator
+from airflow_mlc.run_context import rendered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.lineage import LineageDataset
 
 
 class RollbackOperator(MLCBaseOperator):
@@ -43,7 +46,7 @@ class RollbackOperator(MLCBaseOperator):
         spec = self.model_spec
         target = self.mlflow_target
         client = target.activate()
-        requested = None if self.target_version in (None, "", "None") else str(self.target_version)
+        requested = rendered(self.target_version)
         move = rollback(
             client, spec.registered_model_name, requested, str(self.reason or ""), self.move_log(client, context)
         )
@@ -57,3 +60,7 @@ class RollbackOperator(MLCBaseOperator):
         )
         MLflowModelVersionLink.persist(context, model_version_url(target.ui_url, move.model, move.to_version))
         return move.as_dict()
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The versions whose champion alias and description changed: the one left and the one restored."""
+        return self.lineage_versions(result.get("from_version"), result.get("to_version")) if result else []

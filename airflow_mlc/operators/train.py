@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.links.mlflow import MLflowRunLink, run_url
-from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of, retrain_request
+from airflow_mlc.operators.base import MLCBaseOperator, UpstreamResult, result_of
+from airflow_mlc.run_context import retrain_request
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.lineage import LineageDataset
 
 
 class TrainModelOperator(MLCBaseOperator):
@@ -70,3 +73,14 @@ class TrainModelOperator(MLCBaseOperator):
         self.log.info("MLflow run %s (reused: %s): test metrics %s", result.run_id, result.reused, result.test_metrics)
         MLflowRunLink.persist(context, run_url(target.ui_url, result.experiment_id, result.run_id))
         return result.as_dict()
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The training and test sets."""
+        from airflow_mlc.lineage import file_dataset
+
+        split = self.split if isinstance(self.split, Mapping) else {}
+        return [file_dataset(split[key]) for key in ("train_uri", "test_uri") if split.get(key)]
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The MLflow run: parameters, metrics and the fitted model."""
+        return [self.lineage_run(result["experiment_id"], result["run_id"])] if result else []

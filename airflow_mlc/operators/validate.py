@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlc.errors import DataError
@@ -10,6 +10,8 @@ from airflow_mlc.operators.base import MLCBaseOperator, Upstream, uri_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.lineage import LineageDataset
 
 
 class ValidateDataOperator(MLCBaseOperator):
@@ -51,3 +53,15 @@ class ValidateDataOperator(MLCBaseOperator):
             raise DataError(f"the data breaks the contract of {spec.name!r}{where}:\n  - {problems}")
         self.log.info("%d rows pass %d contract tests", result.rows, result.tests_run)
         return result.as_dict()
+
+    def lineage_inputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The snapshot checked."""
+        from airflow_mlc.lineage import file_dataset
+
+        return [file_dataset(uri_of(self.snapshot))]
+
+    def lineage_outputs(self, result: Mapping[str, Any] | None) -> list[LineageDataset]:
+        """The validation report."""
+        from airflow_mlc.lineage import file_dataset
+
+        return [file_dataset(result["report_uri"])] if result and result.get("report_uri") else []

@@ -1,5 +1,5 @@
 """Sensors of airflow-mlc: wait for data in a window, a model version, or a drift verdict.
 
-Each sensor repeats one probe from ``airflow_mlc.sensors.probes``; with ``deferrable=True`` the waiting
+Each sensor repeats one probe from ``airflow_mlc.triggers.probes``; with ``deferrable=True`` the waiting
 happens in the triggerer (``airflow_mlc.triggers.probe.ProbeTrigger``) instead of a worker slot.
 """

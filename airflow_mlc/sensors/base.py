@@ -12,10 +12,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from airflow_mlc.errors import BadInputError
 from airflow_mlc.hooks.mlflow import MLflowHook
-from airflow_mlc.sensors.probes import run_probe
 from airflow_mlc.serialized_fields import ParamsSerializedOnce
 from airflow_mlc.spec import ModelLifecycleSpec, load_spec
 from airflow_mlc.triggers.probe import ProbeTrigger
+from airflow_mlc.triggers.probes import run_probe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,7 +38,7 @@ class ProbeSensor(ParamsSerializedOnce, BaseSensorOperator):
     :return: the probe's detail dict, once done.
     """
 
-    #: The name of the probe in ``airflow_mlc.sensors.probes.PROBES``.
+    #: The name of the probe in ``airflow_mlc.triggers.probes.PROBES``.
     probe: str
     ui_color = "#d5f5e3"
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlc.operators.ingest import run_window
+from airflow_mlc.errors import BadInputError
+from airflow_mlc.run_context import run_window
 from airflow_mlc.sensors.base import ProbeSensor, SpecArg
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlc.spec import ModelLifecycleSpec
 
 
 class DataAvailableSensor(ProbeSensor):
@@ -66,8 +70,48 @@ class DataAvailableSensor(ProbeSensor):
             context, spec, self.window_start, self.window_end, lookback, self.prefer_data_interval
         ).as_dict()
         return {
-            "source": spec.source.model_dump(mode="json"),
+            **self.source_arguments(spec),
             "window_start": window["start"],
             "window_end": window["end"],
             "min_rows": self.min_rows if self.min_rows is not None else spec.monitoring.min_rows,
         }
+
+    def source_arguments(self, spec: ModelLifecycleSpec) -> dict[str, Any]:
+        """How the probe finds the source: ``{"source": ...}``, or where to read it for a ``url`` source.
+
+        A deferred sensor's probe arguments are stored in Airflow's database, and a SQLAlchemy URL may
+        hold a password. So a source with a ``url`` travels as ``{"spec_file", "spec_name"}``, the spec
+        file the probe reads it from again, never as its value. A spec that was not read from a file
+        and whose URL holds a password cannot defer.
+
+        Raises:
+            BadInputError: The spec has no file, its URL holds a password, and the sensor is deferrable.
+        """
+        source = spec.source
+        if source.url is None:
+            return {"source": source.model_dump(mode="json")}
+        file = Path(spec.origin)
+        if spec.origin != "<spec>" and file.is_file():
+            return {"spec_file": str(file.resolve()), "spec_name": spec.name}
+        if self.deferrable and url_has_secret(source.url):
+            raise BadInputError(
+                f"{spec.origin}: source.url holds a password, and a deferrable sensor stores its arguments in "
+                "Airflow's database: load the spec from its file, or give the database as source.conn_id"
+            )
+        return {"source": source.model_dump(mode="json")}
+
+
+#: Query keys of a SQLAlchemy URL that may hold a secret (``?password=...``, ``?odbc_connect=...PWD=...``).
+SECRET_QUERY_KEYS = ("pass", "pwd", "secret", "token", "key", "odbc_connect", "credential")
+
+
+def url_has_secret(url: str) -> bool:
+    """Whether a SQLAlchemy URL holds a password, or a query key that may carry one (also: unreadable)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return True
+    return bool(parsed.password) or any(part in key.lower() for key in parsed.query for part in SECRET_QUERY_KEYS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlc.run_context import rendered
 from airflow_mlc.sensors.base import ProbeSensor, SpecArg
 
 if TYPE_CHECKING:
@@ -40,5 +41,5 @@ class DriftSensor(ProbeSensor):
             "mlflow_conn_id": self.mlflow_connection,
             "experiment_name": spec.monitoring_experiment_name,
             "model": spec.name,
-            "since": None if self.since in (None, "", "None") else self.since,  # "None": an empty template
+            "since": rendered(self.since),
         }

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_mlc.errors import BadInputError
-from airflow_mlc.sensors.probes import PROBES, run_probe
+from airflow_mlc.triggers.probes import PROBES, run_probe
 
 
 class ProbeTrigger(BaseTrigger):
@@ -18,7 +18,7 @@ class ProbeTrigger(BaseTrigger):
     The probe (blocking I/O: a query, a file read, MLflow calls) runs in a worker thread, so the
     triggerer's event loop never waits on it.
 
-    :param probe: the name of a probe in ``airflow_mlc.sensors.probes.PROBES``.
+    :param probe: the name of a probe in ``airflow_mlc.triggers.probes.PROBES``.
     :param arguments: the probe's keyword arguments (JSON-serializable).
     :param poke_interval: seconds between two probes.
     :return: one event: ``{"status": "success", **detail}`` when the probe is done, or

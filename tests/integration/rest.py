@@ -95,6 +95,11 @@ class AirflowApi:
         instances = self.task_instances.get_task_instances(dag_id, run_id).task_instances
         return {ti.task_id: value(ti.state) for ti in instances}
 
+    def task_instances_of(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The run's task instances by task id (state, queue, hostname, pool, ...)."""
+        instances = self.task_instances.get_task_instances(dag_id, run_id).task_instances
+        return {ti.task_id: ti for ti in instances}
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict[str, str]:
         """Wait until the run finishes; return its task states, or fail with them and the task logs."""
         deadline = time.monotonic() + timeout

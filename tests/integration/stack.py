@@ -1,6 +1,6 @@
 """The integration tier's servers, all on loopback: PostgreSQL databases, an S3-compatible server (moto),
-an MLflow tracking server and a whole Airflow (API server, scheduler, DAG processor, triggerer, and a Celery
-worker when the executor is Celery).
+an MLflow tracking server and a whole Airflow (API server, scheduler, DAG processor, triggerer, and, when the
+executor is Celery, two Celery workers: one for the default queue, one for the training task's heavy queue).
 
 Every piece is registered on an ``ExitStack`` as soon as it exists, so closing the stack stops every process
 and drops every database, whatever failed on the way.
@@ -38,6 +38,8 @@ ADMIN = ("admin", "mlc-integration")
 S3_KEY, S3_SECRET = "mlc-integration-key", "mlc-integration-secret"
 #: The buckets of the deployment spec (docker/specs/bikes.yaml) and of the MLflow server's artifacts.
 ARTIFACT_BUCKET, MLFLOW_BUCKET = "mlc-artifacts", "mlflow"
+#: The Celery worker that serves only the heavy queue, which the deployment spec gives the train task.
+HEAVY_WORKER = "heavy-worker"
 #: The run's template metadata database, migrated once and copied by every deployment; ``RUN`` is shared by the
 #: pytest-xdist workers, and the controller drops the template when the session ends (tests/conftest.py).
 AIRFLOW_TEMPLATE = f"mlc_it_tpl_{RUN}_airflow"
@@ -388,11 +390,15 @@ def start_airflow(
     executor: str,
     users: Mapping[str, tuple[str, str]] | None = None,
     wait: bool = True,
+    queue: str | None = None,
+    heavy_queue: str | None = None,
 ) -> Airflow:
     """Create the metadata DB ``database`` (a copy of the run's migrated template), then start the API server,
     scheduler, DAG processor, triggerer (and a worker); with ``wait``, wait until they are healthy.
 
     ``users`` maps each simple auth manager user to its (password, role); default: ``ADMIN`` alone, as admin.
+    ``queue`` is the default queue (default: ``mlc-<hex>``, a queue of its own on the shared Redis). With the
+    CeleryExecutor, the worker serves only ``queue``, and a second one, ``HEAVY_WORKER``, only ``heavy_queue``.
     """
     users = users or {ADMIN[0]: (ADMIN[1], "admin")}
     home = workdir / "airflow"
@@ -400,7 +406,7 @@ def start_airflow(
     (home / "passwords.json").write_text(json.dumps({user: password for user, (password, _) in users.items()}))
     api_port = free_port()
     celery = executor == "CeleryExecutor"
-    queue = f"mlc-{secrets.token_hex(4)}"  # a queue of its own on the shared Redis
+    queue = queue or f"mlc-{secrets.token_hex(4)}"  # a queue of its own on the shared Redis
     roles = {user: role for user, (_, role) in users.items()}
     database_url = f"{POSTGRES}/{database}"
     env = airflow_env(home, database_url, api_port, specs, executor, REDIS if celery else None, queue, roles)
@@ -418,13 +424,21 @@ def start_airflow(
             start(stack, Process(name, [str(BIN / "airflow"), *args], process_env, workdir / f"{name}.log"))
         )
     if celery:
-        stack.callback(forget_queue, queue)
-        # The worker has a home of its own: it shares no disk with the scheduler, only the services.
-        worker_home = workdir / "worker"
-        worker_home.mkdir()
-        worker_env = {**env, "AIRFLOW_HOME": str(worker_home)}
-        argv = [str(BIN / "airflow"), "celery", "worker", "--queues", queue, "--concurrency", "2"]
-        airflow.processes.append(start(stack, Process("worker", argv, worker_env, workdir / "worker.log")))
+        stack.callback(forget_queue, queue)  # the keys of a heavy queue named after it, too
+        # Each worker has a home of its own: it shares no disk with the scheduler, only the services.
+        workers = {"worker": (queue, ["--concurrency", "2"])}
+        if heavy_queue:
+            # One task at a time; a node name and a log server port of its own beside the other worker (on
+            # separate machines both would keep the defaults).
+            workers[HEAVY_WORKER] = (heavy_queue, ["--concurrency", "1", "--celery-hostname", f"{heavy_queue}@%h"])
+        for name, (served, options) in workers.items():
+            worker_home = workdir / name
+            worker_home.mkdir()
+            worker_env = {**env, "AIRFLOW_HOME": str(worker_home)}
+            if name == HEAVY_WORKER:
+                worker_env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
+            argv = [str(BIN / "airflow"), "celery", "worker", "--queues", served, *options]
+            airflow.processes.append(start(stack, Process(name, argv, worker_env, workdir / f"{name}.log")))
     if wait:
         wait_for_airflow(airflow)
     return airflow
@@ -457,19 +471,25 @@ class Deployment:
     mlflow_url: str
     s3_endpoint: str
     source_url: str
+    queue: str
+    heavy_queue: str
 
 
 #: The spec's deferred sensor probes every 10 s; the copy the deployment runs probes every 2 s, so that the
-#: monitoring test waits less for the triggerer once its rows are in. Nothing else differs from the file.
+#: monitoring test waits less for the triggerer once its rows are in. Its train task goes to a queue of its own
+#: (``tasks.train.queue``). Nothing else differs from the file.
 POKE_INTERVAL_SECONDS = 2
 
 
-def write_spec(folder: Path) -> None:
-    """``docker/specs/bikes.yaml`` into ``folder``, its sensors' poke interval shortened."""
+def write_spec(folder: Path, train_queue: str | None = None) -> None:
+    """``docker/specs/bikes.yaml`` into ``folder``, its sensors' poke interval shortened, its train task on
+    ``train_queue`` when one is given."""
     import yaml
 
     data = yaml.safe_load((ROOT / "docker" / "specs" / "bikes.yaml").read_text())
     data["monitoring"]["wait"]["poke_interval_seconds"] = POKE_INTERVAL_SECONDS
+    if train_queue:
+        data["tasks"] = {"train": {"queue": train_queue}}
     folder.mkdir()
     (folder / "bikes.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
@@ -479,7 +499,9 @@ def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> 
     """Everything a deployed airflow-mlc talks to, torn down on exit even after a failure.
 
     The servers start at the same time: S3, MLflow (which creates its tables) and the Airflow processes (once
-    their metadata DB is copied from the template); then each is waited for.
+    their metadata DB is copied from the template); then each is waited for. Whatever the executor, the spec
+    sends the train task to a heavy queue, ``<queue>-heavy``: a Celery deployment has a worker for it alone, the
+    LocalExecutor runs every task whatever its queue.
     """
     timings = timings or Timings()
     token = secrets.token_hex(3)
@@ -489,8 +511,13 @@ def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> 
         s3_server, s3 = start_s3(stack, workdir)
         mlflow, mlflow_url = start_mlflow(stack, workdir, mlflow_db, s3)  # starts while Airflow starts
         specs = workdir / "specs"
-        write_spec(specs)
-        airflow = start_airflow(stack, workdir, f"mlc_it_{token}_airflow", specs, executor, wait=False)
+        queue = f"mlc-{secrets.token_hex(4)}"  # queues of their own on the shared Redis
+        heavy_queue = f"{queue}-heavy"
+        write_spec(specs, train_queue=heavy_queue)
+        database = f"mlc_it_{token}_airflow"
+        airflow = start_airflow(
+            stack, workdir, database, specs, executor, wait=False, queue=queue, heavy_queue=heavy_queue
+        )
         stack.callback(stop_together, [s3_server, mlflow, *airflow.processes])  # first thing on exit
         timings.mark("airflow processes started")
         s3_ready(s3_server, s3)
@@ -498,4 +525,4 @@ def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> 
         timings.mark("airflow healthy")
         wait_for_mlflow(mlflow, mlflow_url)
         timings.mark("mlflow healthy")
-        yield Deployment(airflow, mlflow_url, s3, source_db)
+        yield Deployment(airflow, mlflow_url, s3, source_db, queue, heavy_queue)

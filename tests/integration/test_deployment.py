@@ -1,7 +1,8 @@
 """The life cycle in a real deployment, driven through Airflow's REST API and CLI, once per executor.
 
-The tests of this module run in order on one deployment (see ``conftest.deployed``): train, monitor with a
-deferred sensor whose retraining request starts the training DAG by itself, backfill the monitor, predict.
+The tests of this module run in order on one deployment (see ``conftest.deployed``): train (its train task on a
+queue of its own), monitor with a deferred sensor whose retraining request starts the training DAG by itself,
+backfill the monitor, predict.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import DAG_IDS, FIRST_LOAD_END, SPEC_NAME, Deployed
-from tests.integration.stack import ARTIFACT_BUCKET, MLFLOW_BUCKET, wait_for
+from tests.integration.rest import value
+from tests.integration.stack import ARTIFACT_BUCKET, HEAVY_WORKER, MLFLOW_BUCKET, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +44,40 @@ def test_training_dag_succeeds_with_nothing_on_local_disk(deployed: Deployed) ->
         assert not (home / "mlflow").exists() and not (home / "mlc").exists()
     # The tasks ran in processes forked from one that had loaded the phases' libraries (docs/deployment.md).
     preloaded = {p.name for p in deployed.stack.airflow.processes if PRELOADED in p.log.read_text(errors="replace")}
-    assert preloaded in ({"scheduler"}, {"worker"}), preloaded
+    assert preloaded in ({"scheduler"}, {"worker", HEAVY_WORKER}), preloaded
+
+
+def ran_in(deployed: Deployed, dag_id: str, run_id: str) -> dict[str, set[str]]:
+    """Per task of a run, the processes whose Airflow home holds its log: where the task process ran."""
+    homes: dict[Path, set[str]] = {}
+    for process in deployed.stack.airflow.processes:
+        homes.setdefault(Path(process.env["AIRFLOW_HOME"]), set()).add(process.name)
+    found: dict[str, set[str]] = {}
+    for home, names in homes.items():
+        for log in (home / "logs" / f"dag_id={dag_id}").glob("*/task_id=*/*.log"):
+            if log.parent.parent.name == f"run_id={run_id}":
+                found.setdefault(log.parent.name.removeprefix("task_id="), set()).update(names)
+    return found
+
+
+def test_the_train_task_runs_on_its_own_queue_and_the_others_on_the_default_one(deployed: Deployed) -> None:
+    """The spec's ``tasks.train.queue``: on Celery, only the heavy worker runs the train task, and it runs nothing
+    else; the LocalExecutor runs it like every other task, whatever its queue."""
+    stack, api = deployed.stack, deployed.api
+    run_id = api.runs(DAG_IDS["train"], "manual")[0].dag_run_id  # the run of the first test
+
+    instances = api.task_instances_of(DAG_IDS["train"], run_id)
+    where = ran_in(deployed, DAG_IDS["train"], run_id)
+
+    queues = {task_id: ti.queue for task_id, ti in instances.items()}
+    others = sorted(set(instances) - {"train"})
+    assert queues == {"train": stack.heavy_queue, **dict.fromkeys(others, stack.queue)}, queues
+    assert {value(ti.state) for ti in instances.values()} == {"success"}
+    assert set(where) == set(instances), where
+    if {p.name for p in stack.airflow.processes} >= {"worker", HEAVY_WORKER}:  # CeleryExecutor
+        assert where == {"train": {HEAVY_WORKER}, **dict.fromkeys(others, {"worker"})}, where
+    else:  # LocalExecutor: every task is a child of the scheduler, the train task too
+        assert all("scheduler" in names for names in where.values()), where
 
 
 def test_drift_event_from_a_deferred_monitor_starts_training(deployed: Deployed) -> None:

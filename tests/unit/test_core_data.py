@@ -12,6 +12,7 @@ import pytest
 from airflow_mlc.core import storage
 from airflow_mlc.core.ingest import filter_window, ingest
 from airflow_mlc.core.prepare import clean, prepare, split
+from airflow_mlc.core.sources import open_source
 from airflow_mlc.core.validate import validate_frame
 from airflow_mlc.core.window import Window, resolve_window
 from airflow_mlc.errors import BadInputError, EmptyWindowError
@@ -69,7 +70,7 @@ def test_filter_window_is_half_open(spec, bikes: pd.DataFrame) -> None:
 def test_ingest_writes_the_window_as_parquet(spec, tmp_path: Path) -> None:
     window = Window(datetime(2011, 1, 1, tzinfo=UTC), datetime(2011, 2, 1, tzinfo=UTC))
     out = str(tmp_path / "run" / "snapshot.parquet")
-    result = ingest(spec.source, window, out)
+    result = ingest(open_source(spec.source), window, out)
     written = pd.read_parquet(out)
     assert result.rows == len(written) == 688  # hours of January 2011 in the data set
     assert result.fingerprint == storage.fingerprint(written)
@@ -81,7 +82,7 @@ def test_ingest_of_an_empty_window_fails_and_writes_nothing(spec, tmp_path: Path
     window = Window(datetime(1999, 1, 1, tzinfo=UTC), datetime(1999, 2, 1, tzinfo=UTC))
     out = tmp_path / "snapshot.parquet"
     with pytest.raises(EmptyWindowError, match=r"no rows in the data window \[1999-01-01"):
-        ingest(spec.source, window, str(out))
+        ingest(open_source(spec.source), window, str(out))
     assert not out.exists()
 
 
@@ -94,7 +95,7 @@ def test_ingest_from_sql_binds_the_window(spec, bikes: pd.DataFrame, tmp_path: P
         update={"path": None, "url": url, "sql": "select * from rides where timestamp >= :window_start"}
     )
     window = Window(datetime(2011, 12, 31, tzinfo=UTC), None)
-    result = ingest(source, window, str(tmp_path / "s.parquet"))
+    result = ingest(open_source(source), window, str(tmp_path / "s.parquet"))
     assert result.rows == 24
 
 

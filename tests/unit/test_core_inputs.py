@@ -17,9 +17,8 @@ import pytest
 import sqlalchemy
 
 from airflow_mlc.core import storage
-from airflow_mlc.core.ingest import filter_window, ingest, read_source, to_times, window_params
-from airflow_mlc.core.predict import read_chunks
-from airflow_mlc.core.probes import count_window_rows
+from airflow_mlc.core.ingest import filter_window, ingest, to_times, window_params
+from airflow_mlc.core.sources import count_window_rows, open_source, read_chunks, read_source
 from airflow_mlc.core.validate import category_violations, structural_violations, validate_frame
 from airflow_mlc.core.window import Window
 from airflow_mlc.errors import BadInputError, DataError
@@ -192,7 +191,7 @@ def test_a_sql_integer_time_column_is_bound_and_filtered_in_its_unit(tmp_path: P
     url = sqlite_url(tmp_path, EVENTS)
     query = f"select * from events where {column} >= :window_start and {column} < :window_end"
     source = SourceSpec(sql=query, url=url, time_column=column, time_unit=unit)
-    result = ingest(source, YEAR_2011, str(tmp_path / "snapshot.parquet"))
+    result = ingest(open_source(source), YEAR_2011, str(tmp_path / "snapshot.parquet"))
     assert pd.read_parquet(result.uri)["x"].tolist() == [1, 2]
     unfiltered = SourceSpec(sql="select * from events", url=url, time_column=column, time_unit=unit)
     assert read_source(unfiltered, YEAR_2011)["x"].tolist() == [1, 2]  # the frame is filtered too
@@ -245,7 +244,7 @@ def test_a_malformed_file_is_a_data_error_naming_the_file(tmp_path: Path, name: 
     for call, args in ((read_source, (source, APRIL_2011)), (read_chunks, (source, APRIL_2011, 100))):
         message = raises_exactly(DataError, call, *args)
         assert message.startswith(f"file '{path}': not a readable ") and problem in message, message
-    assert raises_exactly(DataError, ingest, source, APRIL_2011, str(tmp_path / "out.parquet"))
+    assert raises_exactly(DataError, ingest, open_source(source), APRIL_2011, str(tmp_path / "out.parquet"))
     assert not (tmp_path / "out.parquet").exists()
 
 

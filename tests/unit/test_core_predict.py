@@ -18,10 +18,10 @@ from airflow_mlc.core.predict import (
     PREDICTION,
     _RegressionSummary,
     predict_window,
-    read_chunks,
     replace_interval,
     sql_sink,
 )
+from airflow_mlc.core.sources import read_chunks
 from airflow_mlc.core.train import build_pipeline
 from airflow_mlc.core.window import Window
 from airflow_mlc.errors import DataError, EmptyWindowError

@@ -148,9 +148,8 @@ def test_a_rollback_note_is_added_once() -> None:
 
 
 def test_the_prediction_run_is_named_after_its_window() -> None:
-    from airflow_mlc.operators.predict import BatchPredictOperator
+    from airflow_mlc.core.serve import prediction_run_name as name
 
-    name = BatchPredictOperator.prediction_run_name
     assert name({"start": "2011-04-01T00:00:00+00:00", "end": "2011-04-08T00:00:00+00:00"}) == (
         "predict 2011-04-01 .. 2011-04-08"
     )

@@ -14,16 +14,18 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_mlc.core import tracking
-from airflow_mlc.core.probes import count_window_rows, newest_drift
+from airflow_mlc.core.probes import newest_drift
 from airflow_mlc.core.registry import CHAMPION
+from airflow_mlc.core.sources import count_window_rows
 from airflow_mlc.core.window import Window
 from airflow_mlc.sensors.data import DataAvailableSensor
 from airflow_mlc.sensors.drift import DriftSensor
 from airflow_mlc.sensors.model import ModelVersionSensor
-from airflow_mlc.sensors.probes import data_available, drift, model_version, run_probe
 from airflow_mlc.spec import ModelLifecycleSpec, SourceSpec, parse_spec
+from airflow_mlc.testing import first_event
 from airflow_mlc.triggers import probe as trigger_module
 from airflow_mlc.triggers.probe import ProbeTrigger
+from airflow_mlc.triggers.probes import data_available, drift, model_version, run_probe
 
 pytestmark = pytest.mark.unit
 
@@ -45,20 +47,23 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def spec_data(source: dict[str, Any], name: str = MODEL, **monitoring: Any) -> dict[str, Any]:
+    """A small regression spec on ``source``, as a mapping (a spec file's content)."""
+    return {
+        "name": name,
+        "task": "regression",
+        "source": source,
+        "target": "y",
+        "features": {"numeric": ["x"]},
+        "model": {"estimator": "sklearn.linear_model.Ridge"},
+        "gates": {"metric": "rmse"},
+        "monitoring": {"window_days": 7, "min_rows": 2, **monitoring},
+        "mlflow": {"conn_id": CONN_ID},
+    }
+
+
 def make_spec(source: dict[str, Any], **monitoring: Any) -> ModelLifecycleSpec:
-    return parse_spec(
-        {
-            "name": MODEL,
-            "task": "regression",
-            "source": source,
-            "target": "y",
-            "features": {"numeric": ["x"]},
-            "model": {"estimator": "sklearn.linear_model.Ridge"},
-            "gates": {"metric": "rmse"},
-            "monitoring": {"window_days": 7, "min_rows": 2, **monitoring},
-            "mlflow": {"conn_id": CONN_ID},
-        }
-    )
+    return parse_spec(spec_data(source, **monitoring))
 
 
 def context(end: datetime = RUN_END) -> dict[str, Any]:
@@ -323,14 +328,6 @@ def test_the_trigger_serializes_and_round_trips(tmp_path: Path) -> None:
         ProbeTrigger("nothing", {})
 
 
-async def first_event(trigger: ProbeTrigger, timeout: float = 10) -> Any:
-    events = trigger.run()
-    try:
-        return (await asyncio.wait_for(events.__anext__(), timeout)).payload
-    finally:
-        await events.aclose()
-
-
 def test_the_trigger_fires_once_the_file_appears(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     trigger = ProbeTrigger("data_available", arguments(path), poke_interval=0.02)
@@ -353,10 +350,14 @@ def test_the_trigger_fires_once_the_file_appears(tmp_path: Path) -> None:
 
 
 def test_the_trigger_retries_a_failing_probe_then_reports_it(tmp_path: Path, probe_attempts: list[Any]) -> None:
-    """A probe failing for another reason than bad input (here: a folder where a file should be) is retried."""
-    path = tmp_path / "data.csv"
-    path.mkdir()
-    trigger = ProbeTrigger("data_available", arguments(path), poke_interval=0.01)
+    """A probe failing for another reason than bad input (here: a database that refuses connections) is retried."""
+    import socket
+
+    with socket.socket() as closed:  # a loopback port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    source = SourceSpec(sql="SELECT 1 AS x", url=f"postgresql+psycopg://u@127.0.0.1:{port}/none").model_dump()
+    trigger = ProbeTrigger("data_available", {**arguments(tmp_path / "x.csv"), "source": source}, poke_interval=0.01)
     event = asyncio.run(first_event(trigger))
     assert event["status"] == "error" and len(probe_attempts) == ProbeTrigger.max_failures
 

@@ -183,3 +183,61 @@ def test_the_c_and_the_pure_python_yaml_loaders_read_the_shipped_spec_alike() ->
 
     text = BIKES_SPEC.read_text()
     assert read_yaml(text) == yaml.safe_load(text)
+
+
+# tasks: per-phase task settings ------------------------------------------------------------------------------
+
+
+def with_tasks(tasks: object) -> dict:
+    data = bikes_data()
+    data["tasks"] = tasks
+    return data
+
+
+@pytest.mark.parametrize(
+    ("tasks", "expected"),
+    [
+        (
+            {"trian": {"queue": "mlc-heavy"}},
+            "x.yaml: tasks: 'trian' is not a phase: the entries are task ids of the model's DAGs or 'default' "
+            "(one of: default, ingest, validate, prepare, train, evaluate, register, wait_for_data, drift, quality, "
+            "request_retraining, judge_rollout, wait_for_champion, predict, rollback)",
+        ),
+        ({"monitor": {"queue": "q"}}, "x.yaml: tasks: 'monitor' is not a phase"),
+        ({"train": {"qeue": "mlc-heavy"}}, "x.yaml: tasks.train.qeue: unknown field (a typo?)"),
+        ({"train": {"queue": ""}}, "x.yaml: tasks.train.queue: String should have at least 1 character"),
+        ({"train": {"pool_slots": 0}}, "x.yaml: tasks.train.pool_slots: Input should be greater than or equal to 1"),
+        ({"default": {"retries": -1}}, "x.yaml: tasks.default.retries: Input should be greater than or equal to 0"),
+        (
+            {"train": {"priority_weight": "high"}},
+            "x.yaml: tasks.train.priority_weight: Input should be a valid integer",
+        ),
+        ({"train": {"executor_config": ["pod"]}}, "x.yaml: tasks.train.executor_config: Input should be a valid dict"),
+        (["train"], "x.yaml: tasks: Input should be a valid dictionary"),
+    ],
+)
+def test_invalid_task_settings_name_the_field_and_the_value(tasks: object, expected: str) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec(with_tasks(tasks), origin="x.yaml")
+    assert str(error.value).startswith(expected), str(error.value)
+
+
+def test_task_settings_are_defaults_replaced_field_by_field_by_the_phase() -> None:
+    config = {"pod_template_file": "/pods/heavy.yaml", "labels": {"size": "big"}}
+    spec = parse_spec(
+        with_tasks(
+            {
+                "default": {"queue": "light", "retries": 2},
+                "train": {"queue": "mlc-heavy", "pool": "training", "priority_weight": 10, "executor_config": config},
+            }
+        )
+    )
+    assert spec.task_settings("train") == {
+        "queue": "mlc-heavy",
+        "pool": "training",
+        "priority_weight": 10,
+        "retries": 2,
+        "executor_config": config,
+    }
+    assert spec.task_settings("ingest") == {"queue": "light", "retries": 2}
+    assert parse_spec(bikes_data()).task_settings("train") == {}

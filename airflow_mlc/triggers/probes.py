@@ -1,4 +1,4 @@
-"""The sensors' probes, run by a sensor's ``poke`` and by ``ProbeTrigger`` in the triggerer.
+"""The sensors' probes, beside the trigger: run by a sensor's ``poke`` and by ``ProbeTrigger`` in the triggerer.
 
 A probe takes only JSON-serializable keyword arguments (a trigger stores them in Airflow's database)
 and returns ``(done, detail)``: whether the awaited condition holds, and a JSON-serializable dict that
@@ -12,53 +12,54 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_mlc.errors import BadInputError
+from airflow_mlc.run_context import rendered
 
 Probe = Callable[..., tuple[bool, dict[str, Any]]]
 
 
 def data_available(
-    source: dict[str, Any], window_start: str | None, window_end: str | None, min_rows: int
+    source: dict[str, Any] | None = None,
+    window_start: str | None = None,
+    window_end: str | None = None,
+    min_rows: int = 1,
+    spec_file: str | None = None,
+    spec_name: str | None = None,
 ) -> tuple[bool, dict[str, Any]]:
     """Whether the source holds at least ``min_rows`` rows in the window.
 
     Args:
-        source: The spec's source, as ``SourceSpec.model_dump()``.
+        source: The spec's source, as ``SourceSpec.model_dump()``; None with ``spec_file``.
         window_start: ISO 8601 start of the window, or None for no bound.
         window_end: ISO 8601 end of the window (exclusive), or None for no bound.
         min_rows: Rows needed.
+        spec_file: Instead of ``source``, the spec file whose source is read again at each probe: a
+            source given by ``url`` (which may hold a password) travels this way, so a trigger's stored
+            arguments hold no secret.
+        spec_name: The ``name`` of the spec in ``spec_file``, checked against it.
 
     Returns:
         Done when ``rows >= min_rows``; detail ``{"rows", "min_rows", "window": {"start", "end"}, "source"}``.
     """
-    from airflow_mlc.core.probes import count_window_rows
     from airflow_mlc.core.window import Window, parse_moment
+    from airflow_mlc.hooks.source import open_spec_source
     from airflow_mlc.spec import SourceSpec
 
-    spec = SourceSpec.model_validate(source)
+    spec = SourceSpec.model_validate(source) if spec_file is None else _spec_source(spec_file, spec_name)
     window = Window(parse_moment(window_start, "window_start"), parse_moment(window_end, "window_end"))
-    options: dict[str, Any] = {}
-    if (spec.path or "").startswith("s3://"):
-        from airflow_mlc.hooks.storage import s3_options
-
-        options = s3_options(spec.conn_id)
-    engine = _sql_engine(spec)
-    try:
-        rows = count_window_rows(spec, window, options, engine)
-    finally:
-        if engine is not None:
-            engine.dispose()
+    with open_spec_source(spec) as reader:
+        rows = reader.count(window)
     detail = {"rows": rows, "min_rows": min_rows, "window": window.as_dict(), "source": spec.path or "sql"}
     return rows >= min_rows, detail
 
 
-def _sql_engine(source: Any) -> Any:
-    """A SQLAlchemy engine from the source's Airflow SQL connection; None lets the core use ``source.url``."""
-    if source.sql is None or source.conn_id is None:
-        return None
-    from airflow.sdk import BaseHook
+def _spec_source(spec_file: str, spec_name: str | None) -> Any:
+    """The source of the spec in ``spec_file``, which must be the spec ``spec_name``."""
+    from airflow_mlc.spec import load_spec
 
-    hook = BaseHook.get_connection(source.conn_id).get_hook()
-    return hook.get_sqlalchemy_engine()
+    spec = load_spec(spec_file)
+    if spec_name is not None and spec.name != spec_name:
+        raise BadInputError(f"{spec_file}: holds the spec {spec.name!r}, not {spec_name!r}")
+    return spec.source
 
 
 def model_version(
@@ -89,10 +90,11 @@ def model_version(
 
 
 def _version_number(value: str | int | None) -> int | None:
-    if value is None or value in ("", "None"):  # "None": a template that rendered an empty XCom
+    text = rendered(value)  # "None": a template that rendered an empty XCom
+    if text is None:
         return None
     try:
-        return int(value)
+        return int(text)
     except (TypeError, ValueError):
         raise BadInputError(f"newer_than {value!r} is not a model version number") from None
 
