@@ -9,6 +9,7 @@ run leaves the previous ones as they were.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tempfile
@@ -265,7 +266,8 @@ class _ParquetOutput:
 
     def _temporary_path(self) -> str:
         if storage.is_remote(self.out_uri):
-            handle, tmp = tempfile.mkstemp(prefix="mlc-predictions-", suffix=".parquet")
+            remove_orphaned_temporaries(Path(tempfile.gettempdir()))
+            handle, tmp = tempfile.mkstemp(prefix=f"{_temporary_prefix()}{os.getpid()}-", suffix=".parquet")
         else:
             path = storage._local_path(self.out_uri)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,6 +297,41 @@ class _ParquetOutput:
 
         filesystem, path = fsspec.core.url_to_fs(self.out_uri, **self.options)
         filesystem.put_file(self._tmp, path)
+
+
+def _temporary_prefix() -> str:
+    """The start of this machine's temporary predictions files: ``mlc-predictions-<host>-`` (then the pid)."""
+    import socket
+
+    return f"mlc-predictions-{re.sub(r'[^A-Za-z0-9.]', '_', socket.gethostname())}-"
+
+
+def remove_orphaned_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary predictions files in ``folder`` whose writer process is gone; returns them.
+
+    A prediction killed while it writes (SIGKILL, the out-of-memory killer) cannot remove its temporary file;
+    the next prediction on the machine does. Only this machine's files are looked at (the host is in the
+    name), and only those of a process id that no longer exists.
+    """
+    removed = []
+    prefix = _temporary_prefix()
+    for path in folder.glob(f"{glob.escape(prefix)}*.parquet"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _text_columns(schema: Any) -> list[str]:

@@ -341,25 +341,63 @@ def champion_history(client: Any, experiment_name: str, model: str) -> list[Move
     return sorted((_move(run) for run in runs), key=lambda move: move.moved_at)
 
 
+#: Seconds between two refreshes of a held lock's ``mlc.lock_heartbeat`` tag.
+LOCK_HEARTBEAT_SECONDS = 5.0
+#: A waiter breaks a lock whose heartbeat it saw unchanged for this long (six missed beats): its holder died.
+LOCK_DEAD_AFTER_SECONDS = 30.0
+#: What a broken lock is renamed to (``<lock>.broken-<its mlc.lock_since>``) before it is deleted.
+BROKEN_SUFFIX = ".broken-"
+
+
 @contextmanager
 def registry_lock(
-    client: Any, model: str, holder: str, timeout: float = 300, stale_after: float = 900
+    client: Any,
+    model: str,
+    holder: str,
+    timeout: float = 300,
+    stale_after: float = 900,
+    heartbeat: float = LOCK_HEARTBEAT_SECONDS,
+    dead_after: float = LOCK_DEAD_AFTER_SECONDS,
 ) -> Iterator[None]:
     """Hold the model's registry lock: only one task at a time reads and moves its aliases.
 
     The lock is a registered model named ``<model>.mlc-lock``: the registry refuses a second model of
     the same name, so creating it succeeds for exactly one task, on any machine. It is deleted on
-    release; a lock older than ``stale_after`` seconds (its holder died) is broken.
+    release. While it is held, a daemon thread refreshes its ``mlc.lock_heartbeat`` tag every
+    ``heartbeat`` seconds. A waiter breaks the lock when it has seen the same heartbeat for
+    ``dead_after`` seconds of its own waiting (the holder died: killed, its machine gone), or when the
+    lock is older than ``stale_after`` seconds by ``mlc.lock_since`` (a lock without a heartbeat, or
+    clocks far apart). See ``_break_if_dead`` for how two waiters never both break it.
+
+    Args:
+        client: An MLflow client of the registry.
+        model: The registered model whose aliases are guarded.
+        holder: Who takes the lock (the ``mlc.lock_holder`` tag).
+        timeout: Seconds to wait for the lock before failing.
+        stale_after: Age in seconds after which any lock is broken.
+        heartbeat: Seconds between two heartbeats of a held lock.
+        dead_after: Seconds a waiter must see one heartbeat unchanged before it breaks the lock.
+
+    Raises:
+        MLCError: the lock was not released (nor broken) within ``timeout`` seconds.
     """
+    import threading
+
     from mlflow.exceptions import MlflowException
 
     name = f"{model}{LOCK_SUFFIX}"
     deadline = time.monotonic() + timeout
+    seen: dict[str, Any] = {}  # the heartbeat this waiter last saw and since when (its own clock)
     while True:
+        since = repr(time.time())
         try:
             client.create_registered_model(
                 name,
-                tags={tracking.TAG_LOCK_HOLDER: holder, tracking.TAG_LOCK_SINCE: str(time.time())},
+                tags={
+                    tracking.TAG_LOCK_HOLDER: holder,
+                    tracking.TAG_LOCK_SINCE: since,
+                    tracking.TAG_LOCK_HEARTBEAT: since,
+                },
                 description=f"Held while {holder} moves the aliases of {model}; deleted when done.",
             )
             break
@@ -367,28 +405,106 @@ def registry_lock(
             # RESOURCE_DOES_NOT_EXIST: the lock existed, and was released before the store could say so
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
                 raise
-        _break_if_stale(client, name, stale_after)
+        _break_if_dead(client, name, seen, stale_after, dead_after)
         if time.monotonic() > deadline:
             raise MLCError(f"the registry lock {name!r} was not released within {timeout:g} s")
         time.sleep(random.uniform(0.05, 0.25))
+    released = threading.Event()
+    beating = threading.Thread(
+        target=_beat, args=(client, name, holder, since, heartbeat, released), name=f"{name} heartbeat", daemon=True
+    )
+    beating.start()
     try:
         yield
     finally:
+        released.set()
+        beating.join(timeout=30)
         try:
             client.delete_registered_model(name)
         except MlflowException:
-            pass  # broken as stale meanwhile
+            pass  # broken meanwhile
 
 
-def _break_if_stale(client: Any, name: str, stale_after: float) -> None:
+def _beat(client: Any, name: str, holder: str, since: str, every: float, released: Any) -> None:
+    """Refresh the held lock's heartbeat every ``every`` seconds until ``released`` is set.
+
+    The lock is refreshed only while it is still this holder's (same holder and ``mlc.lock_since``); a
+    failed refresh (the registry briefly unreachable) is tried again at the next beat.
+    """
+    while not released.wait(every):
+        try:
+            tags = client.get_registered_model(name).tags
+            if tags.get(tracking.TAG_LOCK_HOLDER) != holder or tags.get(tracking.TAG_LOCK_SINCE) != since:
+                return  # broken: another holder's lock now, or none
+            client.set_registered_model_tag(name, tracking.TAG_LOCK_HEARTBEAT, repr(time.time()))
+        except Exception:  # noqa: BLE001 - a missed beat is retried; the lock's fate is decided by the waiters
+            continue
+
+
+def _break_if_dead(client: Any, name: str, seen: dict[str, Any], stale_after: float, dead_after: float) -> None:
+    """Break the lock ``name`` when its holder is dead; ``seen`` is the calling waiter's memory between calls.
+
+    Dead means: its heartbeat (``mlc.lock_heartbeat``) unchanged for ``dead_after`` seconds on this waiter's
+    monotonic clock (so the clocks of the machines need not agree), or ``mlc.lock_since`` older than
+    ``stale_after`` seconds.
+
+    Breaking is a rename to ``<lock>.broken-<its mlc.lock_since>``, then a delete of the renamed model. The
+    name is the same for every waiter that saw that lock, and the registry refuses a rename to a name that
+    exists: of two waiters breaking one lock at once, the first renames it, the second's rename fails (the
+    lock is gone, or the first waiter's new lock stands under the name while the broken one still blocks the
+    rename target). A rename that caught a different lock (one taken between the look and the rename) is
+    undone. The broken model is deleted a little later, by the next break, once it is older than ``stale_after``.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        since = float(client.get_registered_model(name).tags.get(tracking.TAG_LOCK_SINCE, "0"))
-        if time.time() - since > stale_after:
-            client.delete_registered_model(name)
+        tags = client.get_registered_model(name).tags
     except MlflowException:
-        pass  # released meanwhile
+        return  # released meanwhile
+    since = tags.get(tracking.TAG_LOCK_SINCE, "0")
+    beat = tags.get(tracking.TAG_LOCK_HEARTBEAT)
+    now = time.monotonic()
+    identity = (tags.get(tracking.TAG_LOCK_HOLDER), since, beat)
+    if seen.get("identity") != identity:
+        seen.update(identity=identity, at=now)
+    try:
+        age = time.time() - float(since)
+    except ValueError:
+        age = math.inf
+    dead = beat is not None and now - seen["at"] >= dead_after
+    if not dead and age <= stale_after:
+        return
+    broken = f"{name}{BROKEN_SUFFIX}{since}"
+    try:
+        client.rename_registered_model(name, broken)
+        renamed = client.get_registered_model(broken)
+    except MlflowException:
+        return  # released, or broken by another waiter meanwhile
+    if renamed.tags.get(tracking.TAG_LOCK_SINCE, "0") != since:  # a newer lock, taken after the look: undo
+        try:
+            client.rename_registered_model(broken, name)
+        except MlflowException:
+            pass
+        return
+    seen.clear()
+    _forget_broken(client, name, stale_after)
+
+
+def _forget_broken(client: Any, name: str, older_than: float) -> None:
+    """Delete the broken locks of ``name`` renamed more than ``older_than`` seconds ago (by the registry's clock)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_registered_models(f"name LIKE '{name}{BROKEN_SUFFIX}%'")
+    except MlflowException:
+        return
+    newest = max((model.last_updated_timestamp or 0 for model in found), default=0)
+    for model in found:
+        if (newest - (model.last_updated_timestamp or 0)) / 1000 > older_than:
+            try:
+                client.delete_registered_model(model.name)
+            except MlflowException:
+                pass
 
 
 def training_facts(client: Any, run_id: str) -> tuple[str | None, int | None]:

@@ -96,6 +96,7 @@ TAG_REASON = "mlc.reason"
 #: Tags of a registry lock (a registered model ``<model>.mlc-lock``).
 TAG_LOCK_HOLDER = "mlc.lock_holder"
 TAG_LOCK_SINCE = "mlc.lock_since"
+TAG_LOCK_HEARTBEAT = "mlc.lock_heartbeat"
 
 #: Tag of a prediction run: where its predictions were written.
 TAG_PREDICTIONS_URI = "mlc.predictions_uri"

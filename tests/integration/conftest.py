@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,14 +79,21 @@ def make_connections(api: AirflowApi, stack: Deployment) -> None:
     api.add_connection("mlc_source", "postgres", host="127.0.0.1", port=5432, login="postgres", schema=database)
 
 
-@pytest.fixture(scope="module", params=["PreloadingLocalExecutor", "CeleryExecutor"])
-def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    workdir = tmp_path_factory.mktemp(request.param)
+@contextlib.contextmanager
+def deployed_on(
+    workdir: Path,
+    executor: str,
+    extra_env: Mapping[str, str] | None = None,
+    spec_change: Callable[[dict[str, Any]], None] | None = None,
+    load_until: str | None = FIRST_LOAD_END,
+) -> Iterator[Deployed]:
+    """A deployment (``stack.deployment``) with the bike rows before ``load_until`` loaded (all of them with
+    None), its connections made and its DAGs unpaused."""
     timings = Timings()  # written to <workdir>/timings.json: where the set-up's seconds went
-    with deployment(workdir, request.param, timings) as stack:
+    with deployment(workdir, executor, timings, extra_env=extra_env, spec_change=spec_change) as stack:
         api = AirflowApi(stack.airflow.api_url, *ADMIN, diagnostics=stack.airflow.task_logs)
         result = Deployed(stack, api)
-        result.load_rows(until=FIRST_LOAD_END)
+        result.load_rows(until=load_until)
         make_connections(api, stack)
         timings.mark("rows loaded, connections made")
         api.wait_for_dags(list(DAG_IDS.values()))
@@ -92,4 +101,10 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         for phase in ("train", "monitor", "predict"):
             api.unpause(DAG_IDS[phase])
         timings.write(workdir / "timings.json")
+        yield result
+
+
+@pytest.fixture(scope="module", params=["PreloadingLocalExecutor", "CeleryExecutor"])
+def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    with deployed_on(tmp_path_factory.mktemp(request.param), request.param) as result:
         yield result

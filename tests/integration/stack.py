@@ -332,10 +332,12 @@ def airflow_env(
     broker: str | None,
     queue: str,
     roles: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The configuration shared by every Airflow process of one deployment, as environment variables.
 
-    ``roles`` maps each simple auth manager user to its role; default: ``ADMIN`` alone, as admin.
+    ``roles`` maps each simple auth manager user to its role; default: ``ADMIN`` alone, as admin. ``extra`` is
+    added last (say, a shorter retry delay).
     """
     roles = roles or {ADMIN[0]: "admin"}
     env = {
@@ -367,6 +369,7 @@ def airflow_env(
     if broker:
         env["AIRFLOW__CELERY__BROKER_URL"] = broker
         env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + database_url.replace("+psycopg2", "")
+    env.update(extra or {})
     return env
 
 
@@ -392,6 +395,7 @@ def start_airflow(
     wait: bool = True,
     queue: str | None = None,
     heavy_queue: str | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Airflow:
     """Create the metadata DB ``database`` (a copy of the run's migrated template), then start the API server,
     scheduler, DAG processor, triggerer (and a worker); with ``wait``, wait until they are healthy.
@@ -399,6 +403,7 @@ def start_airflow(
     ``users`` maps each simple auth manager user to its (password, role); default: ``ADMIN`` alone, as admin.
     ``queue`` is the default queue (default: ``mlc-<hex>``, a queue of its own on the shared Redis). With the
     CeleryExecutor, the worker serves only ``queue``, and a second one, ``HEAVY_WORKER``, only ``heavy_queue``.
+    ``extra_env`` is added to every process's configuration (``airflow_env``).
     """
     users = users or {ADMIN[0]: (ADMIN[1], "admin")}
     home = workdir / "airflow"
@@ -409,7 +414,8 @@ def start_airflow(
     queue = queue or f"mlc-{secrets.token_hex(4)}"  # a queue of its own on the shared Redis
     roles = {user: role for user, (_, role) in users.items()}
     database_url = f"{POSTGRES}/{database}"
-    env = airflow_env(home, database_url, api_port, specs, executor, REDIS if celery else None, queue, roles)
+    broker = REDIS if celery else None
+    env = airflow_env(home, database_url, api_port, specs, executor, broker, queue, roles, extra_env)
     airflow = Airflow(home, env, f"http://127.0.0.1:{api_port}")
     create_airflow_database(stack, database, env)
     commands = {
@@ -473,6 +479,10 @@ class Deployment:
     source_url: str
     queue: str
     heavy_queue: str
+    #: The S3 and MLflow servers by name (``s3``, ``mlflow``), for tests that stop or freeze them.
+    servers: dict[str, Process] = field(default_factory=dict)
+    #: The name of the Airflow metadata database.
+    airflow_database: str = ""
 
 
 #: The spec's deferred sensor probes every 10 s; the copy the deployment runs probes every 2 s, so that the
@@ -481,22 +491,34 @@ class Deployment:
 POKE_INTERVAL_SECONDS = 2
 
 
-def write_spec(folder: Path, train_queue: str | None = None) -> None:
+def write_spec(
+    folder: Path, train_queue: str | None = None, change: Callable[[dict[str, Any]], None] | None = None
+) -> None:
     """``docker/specs/bikes.yaml`` into ``folder``, its sensors' poke interval shortened, its train task on
-    ``train_queue`` when one is given."""
+    ``train_queue`` when one is given; ``change`` may then edit the spec's data in place."""
     import yaml
 
     data = yaml.safe_load((ROOT / "docker" / "specs" / "bikes.yaml").read_text())
     data["monitoring"]["wait"]["poke_interval_seconds"] = POKE_INTERVAL_SECONDS
     if train_queue:
         data["tasks"] = {"train": {"queue": train_queue}}
+    if change:
+        change(data)
     folder.mkdir()
     (folder / "bikes.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 @contextlib.contextmanager
-def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> Iterator[Deployment]:
+def deployment(
+    workdir: Path,
+    executor: str,
+    timings: Timings | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    spec_change: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[Deployment]:
     """Everything a deployed airflow-mlc talks to, torn down on exit even after a failure.
+
+    ``extra_env`` is added to the Airflow processes' configuration, ``spec_change`` edits the spec (``write_spec``).
 
     The servers start at the same time: S3, MLflow (which creates its tables) and the Airflow processes (once
     their metadata DB is copied from the template); then each is waited for. Whatever the executor, the spec
@@ -513,10 +535,18 @@ def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> 
         specs = workdir / "specs"
         queue = f"mlc-{secrets.token_hex(4)}"  # queues of their own on the shared Redis
         heavy_queue = f"{queue}-heavy"
-        write_spec(specs, train_queue=heavy_queue)
+        write_spec(specs, train_queue=heavy_queue, change=spec_change)
         database = f"mlc_it_{token}_airflow"
         airflow = start_airflow(
-            stack, workdir, database, specs, executor, wait=False, queue=queue, heavy_queue=heavy_queue
+            stack,
+            workdir,
+            database,
+            specs,
+            executor,
+            wait=False,
+            queue=queue,
+            heavy_queue=heavy_queue,
+            extra_env=extra_env,
         )
         stack.callback(stop_together, [s3_server, mlflow, *airflow.processes])  # first thing on exit
         timings.mark("airflow processes started")
@@ -525,4 +555,5 @@ def deployment(workdir: Path, executor: str, timings: Timings | None = None) -> 
         timings.mark("airflow healthy")
         wait_for_mlflow(mlflow, mlflow_url)
         timings.mark("mlflow healthy")
-        yield Deployment(airflow, mlflow_url, s3, source_db, queue, heavy_queue)
+        servers = {"s3": s3_server, "mlflow": mlflow}
+        yield Deployment(airflow, mlflow_url, s3, source_db, queue, heavy_queue, servers, database)

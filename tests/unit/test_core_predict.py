@@ -382,3 +382,24 @@ def test_a_shadow_classifier_s_agreement_is_the_share_of_equal_labels_and_a_fail
         )
     assert not (tmp_path / "q.parquet").exists() and not (tmp_path / "shadow" / "t.parquet").exists()
     assert sorted(p.name for p in (tmp_path / "shadow").iterdir()) == ["s.parquet"]  # no temporary file left
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path) -> None:
+    """A prediction SIGKILLed while it writes leaves its temporary file; the next one on the machine removes it,
+    and never the file of a writer that is still alive."""
+    import os
+    import subprocess
+    import sys
+
+    from airflow_mlc.core.predict import _temporary_prefix, remove_orphaned_temporaries
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    orphan = tmp_path / f"{_temporary_prefix()}{dead_pid}-abc.parquet"
+    live = tmp_path / f"{_temporary_prefix()}{os.getpid()}-def.parquet"
+    other_host = tmp_path / f"mlc-predictions-elsewhere-{dead_pid}-ghi.parquet"
+    for path in (orphan, live, other_host):
+        path.write_bytes(b"PAR1 half written")
+
+    assert remove_orphaned_temporaries(tmp_path) == [orphan]
+    assert not orphan.exists() and live.exists() and other_host.exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,6 +13,7 @@ import pytest
 
 from airflow_mlc.core import tracking
 from airflow_mlc.core.registry import (
+    BROKEN_SUFFIX,
     CHAMPION,
     LOCK_SUFFIX,
     MoveLog,
@@ -201,6 +205,94 @@ def test_the_lock_waits_and_a_stale_lock_is_broken(target) -> None:
     client.create_registered_model(f"m{LOCK_SUFFIX}", tags={tracking.TAG_LOCK_SINCE: str(time.time() - 3600)})
     with registry_lock(client, "m", holder="c", timeout=5, stale_after=60):
         assert client.get_registered_model(f"m{LOCK_SUFFIX}").tags["mlc.lock_holder"] == "c"
+
+
+HOLDER = """
+import sys, time
+from mlflow import MlflowClient
+from airflow_mlc.core.registry import registry_lock
+client = MlflowClient(tracking_uri=sys.argv[1], registry_uri=sys.argv[1])
+with registry_lock(client, "m", holder="doomed", heartbeat=0.2):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def broken_locks(client) -> list[str]:
+    return [m.name for m in client.search_registered_models(f"name LIKE 'm{LOCK_SUFFIX}{BROKEN_SUFFIX}%'")]
+
+
+def test_a_lock_whose_holder_was_killed_is_taken_over_within_the_heartbeat_bound(target) -> None:
+    client = target.activate()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, target.tracking_uri], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        time.sleep(0.6)  # a few heartbeats
+        beat = client.get_registered_model(f"m{LOCK_SUFFIX}").tags[tracking.TAG_LOCK_HEARTBEAT]
+        assert float(beat) > float(client.get_registered_model(f"m{LOCK_SUFFIX}").tags[tracking.TAG_LOCK_SINCE])
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    started = time.monotonic()
+    with registry_lock(client, "m", holder="next", timeout=20, heartbeat=0.2, dead_after=1.5):
+        waited = time.monotonic() - started
+        assert client.get_registered_model(f"m{LOCK_SUFFIX}").tags[tracking.TAG_LOCK_HOLDER] == "next"
+    assert 1.5 <= waited < 6, waited
+    assert len(broken_locks(client)) == 1  # renamed aside, deleted by a later break once old
+    assert client.search_registered_models(f"name = 'm{LOCK_SUFFIX}'") == []
+
+
+def test_a_live_slow_holder_keeps_its_lock(target) -> None:
+    client = target.activate()
+    held = threading.Event()
+    spans: dict[str, tuple[float, float]] = {}
+
+    def slow() -> None:
+        with registry_lock(client, "m", holder="slow", heartbeat=0.2):
+            spans["slow"] = (time.monotonic(), 0.0)
+            held.set()
+            time.sleep(3)  # twice the waiter's dead_after
+            spans["slow"] = (spans["slow"][0], time.monotonic())
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    assert held.wait(10)
+    with registry_lock(client, "m", holder="waiter", timeout=20, heartbeat=0.2, dead_after=1.5):
+        entered = time.monotonic()
+    thread.join()
+    assert entered >= spans["slow"][1]  # the waiter got in only after the holder let go
+    assert broken_locks(client) == []
+
+
+def test_two_waiters_breaking_one_dead_lock_never_hold_it_together(target) -> None:
+    client = target.activate()
+    now = repr(time.time())
+    client.create_registered_model(
+        f"m{LOCK_SUFFIX}",
+        tags={tracking.TAG_LOCK_HOLDER: "dead", tracking.TAG_LOCK_SINCE: now, tracking.TAG_LOCK_HEARTBEAT: now},
+    )
+    spans: list[tuple[float, float]] = []
+    errors: list[BaseException] = []
+
+    def wait_and_hold(name: str) -> None:
+        try:
+            with registry_lock(client, "m", holder=name, timeout=30, heartbeat=0.2, dead_after=0.5):
+                entered = time.monotonic()
+                time.sleep(1)
+                spans.append((entered, time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait_and_hold, args=(f"w{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    spans.sort()
+    assert len(spans) == 3
+    assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:], strict=False)), spans
+    assert len(broken_locks(client)) == 1  # the dead lock was broken once
 
 
 def test_concurrent_monitoring_runs_inside_one_cooldown_request_one_retraining(target) -> None:
