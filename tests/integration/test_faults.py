@@ -241,8 +241,15 @@ def test_predict_task_killed_while_writing_predictions(deployed: Deployed) -> No
     with recording("predict task SIGKILLed writing predictions") as row:
         run_id = predict(deployed, start, end)
         ti = running(api, dag, run_id, "predict")
-        time.sleep(3)  # into the chunks
-        assert value(api.task_instances_of(dag, run_id)["predict"].state) == "running", "predict ended too soon"
+        temporary = f"mlc-predictions-*-{ti.pid}-*.parquet"
+
+        def writing() -> list[Path] | None:
+            """The task's temporary predictions file, once it writes one (it is S3's upload when done)."""
+            if api.state(dag, run_id) in FINISHED:
+                raise AssertionError("predict ended before it wrote")
+            return list(Path(tempfile.gettempdir()).glob(temporary)) or None
+
+        wait_for(writing, 120, "predict to write its predictions", interval=0.1)
         os.kill(int(ti.pid), signal.SIGKILL)
         row.injected = True
         api.wait_for_run(dag, run_id)
@@ -250,7 +257,7 @@ def test_predict_task_killed_while_writing_predictions(deployed: Deployed) -> No
         assert tries(api, dag, run_id, "predict") >= 2, "the kill did not fail the try"
         check_predictions(deployed, run_id, start, end)
         # the killed try's local temporary file was removed by the retry (same machine)
-        left = list(Path(tempfile.gettempdir()).glob(f"mlc-predictions-*-{ti.pid}-*.parquet"))
+        left = list(Path(tempfile.gettempdir()).glob(temporary))
         assert not left, f"the killed try's half-written temporary file was left: {left}"
 
 
@@ -285,11 +292,15 @@ def test_source_database_restarting_during_a_chunked_read(deployed: Deployed) ->
     with recording("source database restarting mid-read") as row:
         run_id = predict(deployed, start, end)
         running(api, dag, run_id, "predict")
-        time.sleep(2)  # into the chunks
-        with admin_engine().connect() as connection:
-            killed = connection.execute(terminate, {"name": source}).scalar()
-        row.injected = bool(killed)
-        assert killed, "no connection to the source database to terminate"
+
+        def cut() -> int | None:
+            """Terminate the source database's connections as soon as predict has opened one (its chunked read)."""
+            if api.state(dag, run_id) in FINISHED:
+                raise AssertionError("predict ended before it read the source")
+            with admin_engine().connect() as connection:
+                return connection.execute(terminate, {"name": source}).scalar() or None
+
+        row.injected = bool(wait_for(cut, 120, "a connection to the source database", interval=0.1))
         api.wait_for_run(dag, run_id)
         row.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
         check_predictions(deployed, run_id, start, end)
