@@ -2,7 +2,7 @@
 
 Both log to one MLflow run per monitoring DAG run (experiment ``<experiment>/monitoring``), named after
 the window's end (``monitor 2011-05-15``) and tagged with the Airflow run, the window and the champion
-version checked (:func:`monitoring_run`). The statistics are ``core.drift``'s.
+version checked (:meth:`MonitoringRun.open`). The statistics are ``core.drift``'s.
 """
 
 from __future__ import annotations
@@ -27,29 +27,20 @@ class MonitoringRun:
 
     def open(self, client: Any, champion: Any | None) -> tuple[str, str]:
         """The (experiment id, run id) of the monitoring run, created by the first phase to ask."""
-        return monitoring_run(client, self.spec, self.target.artifact_location, self.run_key, self.window, champion)
+        from airflow_mlc.core.registry import readable_time
 
-
-def monitoring_run(
-    client: Any,
-    spec: ModelLifecycleSpec,
-    artifact_location: str | None,
-    run_key: dict[str, str],
-    window: Mapping[str, Any],
-    champion: Any | None,
-) -> tuple[str, str]:
-    """The (experiment id, run id) of a monitoring DAG run's MLflow run, created by the first phase to ask."""
-    from airflow_mlc.core.registry import readable_time
-
-    experiment_id = tracking.ensure_experiment(client, spec.monitoring_experiment_name, artifact_location)
-    key = {**run_key, tracking.TAG_KIND: tracking.KIND_MONITORING, tracking.TAG_MODEL: spec.name}
-    tags = {
-        tracking.TAG_WINDOW_START: str(window.get("start") or ""),
-        tracking.TAG_WINDOW_END: str(window.get("end") or ""),
-        tracking.TAG_MODEL_VERSION: str(champion.version) if champion is not None else "",
-    }
-    name = f"monitor {readable_time(window.get('end')) or 'all the data'}"
-    return experiment_id, tracking.get_or_create_run(client, experiment_id, key, tags, run_name=name)
+        spec = self.spec
+        experiment_id = tracking.ensure_experiment(
+            client, spec.monitoring_experiment_name, self.target.artifact_location
+        )
+        key = {**self.run_key, tracking.TAG_KIND: tracking.KIND_MONITORING, tracking.TAG_MODEL: spec.name}
+        tags = {
+            tracking.TAG_WINDOW_START: str(self.window.get("start") or ""),
+            tracking.TAG_WINDOW_END: str(self.window.get("end") or ""),
+            tracking.TAG_MODEL_VERSION: str(champion.version) if champion is not None else "",
+        }
+        name = f"monitor {readable_time(self.window.get('end')) or 'all the data'}"
+        return experiment_id, tracking.get_or_create_run(client, experiment_id, key, tags, run_name=name)
 
 
 def champion_of(client: Any, spec: ModelLifecycleSpec) -> Any | None:

@@ -323,6 +323,7 @@ class _LiveRows:
         ends = [v.tags.get(tracking.TAG_WINDOW_END) for v in versions]
         self.newer_than = max(ends) if self.time_column and all(ends) else None  # rows neither model trained on
         self.positive = (versions[-1].tags or {}).get(tracking.TAG_POSITIVE_CLASS) or spec.positive_class
+        self.models: dict[str, Any] = {}  # each version loaded once, however often it is scored
 
     def _rows(self, batch: pd.DataFrame, share: float | None, canary: bool) -> pd.DataFrame:
         from airflow_mlc.core.ingest import to_times
@@ -341,7 +342,10 @@ class _LiveRows:
         from airflow_mlc.core.metrics import model_features, predict_chunks
 
         spec = self.spec
-        fitted = tracking.load_model(f"models:/{spec.registered_model_name}/{version.version}")
+        key = str(version.version)
+        if key not in self.models:
+            self.models[key] = tracking.load_model(f"models:/{spec.registered_model_name}/{key}")
+        fitted = self.models[key]
         columns = [*model_features(fitted, spec.features.columns), spec.target]
         columns += [self.time_column] if self.time_column else []
         columns += spec.prediction.rollout.key if share is not None else []

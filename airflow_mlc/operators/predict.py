@@ -101,9 +101,9 @@ class BatchPredictOperator(MLCBaseOperator):
             stack.callback(chunks.close)  # a failed run lets go of the source's cursor at once
             sink = None
             if settings.table and settings.conn_id:
-                sink = stack.enter_context(
-                    sql_sink(sql_engine(settings.conn_id), settings.table, bounds["start"] or "", str(bounds["end"]))
-                )
+                engine = sql_engine(settings.conn_id)
+                stack.callback(engine.dispose)  # after the sink's transaction has ended
+                sink = stack.enter_context(sql_sink(engine, settings.table, bounds["start"] or "", str(bounds["end"])))
             result = serve_window(client, spec, self.storage, bounds, chunks, served, context["run_id"], sink, self.log)
         stats = result.stats
         table = f" and the table {settings.table}" if settings.table else ""
