@@ -419,10 +419,19 @@ def registry_lock(
     finally:
         released.set()
         beating.join(timeout=30)
-        try:
+        _release(client, name, holder, since)
+
+
+def _release(client: Any, name: str, holder: str, since: str) -> None:
+    """Delete the lock ``name`` if it is still this holder's: one broken meanwhile may be another task's now."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = client.get_registered_model(name).tags
+        if tags.get(tracking.TAG_LOCK_HOLDER) == holder and tags.get(tracking.TAG_LOCK_SINCE) == since:
             client.delete_registered_model(name)
-        except MlflowException:
-            pass  # broken meanwhile
+    except MlflowException:
+        pass  # broken meanwhile, and not taken again
 
 
 def _beat(client: Any, name: str, holder: str, since: str, every: float, released: Any) -> None:

@@ -264,6 +264,16 @@ def test_a_live_slow_holder_keeps_its_lock(target) -> None:
     assert broken_locks(client) == []
 
 
+def test_a_holder_whose_lock_was_broken_leaves_the_next_holders_lock_alone(target) -> None:
+    client = target.activate()
+    with registry_lock(client, "m", holder="slow", heartbeat=60):
+        # what a waiter does to a lock it found dead, then another task taking the lock
+        since = client.get_registered_model(f"m{LOCK_SUFFIX}").tags[tracking.TAG_LOCK_SINCE]
+        client.rename_registered_model(f"m{LOCK_SUFFIX}", f"m{LOCK_SUFFIX}{BROKEN_SUFFIX}{since}")
+        client.create_registered_model(f"m{LOCK_SUFFIX}", tags={tracking.TAG_LOCK_HOLDER: "next"})
+    assert client.get_registered_model(f"m{LOCK_SUFFIX}").tags[tracking.TAG_LOCK_HOLDER] == "next"
+
+
 def test_two_waiters_breaking_one_dead_lock_never_hold_it_together(target) -> None:
     client = target.activate()
     now = repr(time.time())
