@@ -429,6 +429,16 @@ class MlflowSpec(_Strict):
     experiment: str | None = None
     registered_model: str | None = None
 
+    @field_validator("registered_model")
+    @classmethod
+    def _searchable(cls, name: str | None) -> str | None:
+        if name is not None and ("'" in name or '"' in name):
+            raise ValueError(
+                f"mlflow.registered_model: {name!r} holds a quote; MLflow's registry search cannot find such a "
+                "name reliably, so its versions and aliases would be missed"
+            )
+        return name
+
 
 #: The tasks of a spec's DAGs, by task id (the phase names of ``tasks``): the training DAG's, then the monitoring
 #: DAG's (which has an ``ingest`` too), the prediction DAG's (which has a ``wait_for_data`` too), the rollback DAG's.

@@ -223,9 +223,8 @@ def registry_records(
     if not all_versions:
         versions = [client.get_model_version(name, aliases[CHAMPION])] if CHAMPION in aliases else []
         return {"aliases": aliases, "versions": versions, "moves": [], "next_page": None}
-    quoted = name.replace("'", "\\'")
     found = client.search_model_versions(
-        f"name = '{quoted}'",
+        f"name = '{name}'",
         max_results=VERSIONS_PER_PAGE,
         order_by=["version_number DESC"],
         page_token=page_token or None,

@@ -73,6 +73,10 @@ def test_a_typo_names_the_file_and_the_field(tmp_path: Path) -> None:
             lambda d: d.update(prediction={"keep_columns": ["timestamp", "role"]}),
             "prediction.keep_columns: ['role'] would collide with the columns written beside each prediction",
         ),
+        (
+            lambda d: d.update(mlflow={"registered_model": "o'brien"}),
+            'mlflow.registered_model: "o\'brien" holds a quote',
+        ),
     ],
 )
 def test_invalid_specs_say_what_is_wrong(change, expected: str) -> None:
