@@ -158,6 +158,30 @@ def test_without_a_time_column_the_champion_is_scored_only_on_rows_it_never_saw(
     assert "not in the champion's training data" in rule
 
 
+def test_the_rows_a_champion_saw_are_found_however_their_numbers_were_typed() -> None:
+    # the champion's window had a missing count, so its training data holds the count as float64; the
+    # candidate's window has none: int64. The same rows must still hash alike, and keep their side.
+    spec = regression_spec(features={"numeric": ["a", "b", "visits"]})
+    frame = linear_frame(1000, seed=12).assign(visits=np.arange(1000) % 17)
+    champion_train, _ = split(frame.assign(visits=frame["visits"].astype(float)), regression_spec(split={"seed": 1}))
+    _, test = split(frame, spec)
+    assert frame["visits"].dtype == np.int64 and champion_train["visits"].dtype == np.float64
+    assert (hash_sides(frame, spec) == hash_sides(frame.assign(visits=frame["visits"].astype(float)), spec)).all()
+
+    champion = ChampionModel(fit_linear(champion_train), "1", train=champion_train, split_rule="hash:key=a,b,y")
+    rows, _ = holdout_rows(test, spec, champion)
+    seen = test.merge(champion_train.assign(visits=champion_train["visits"].astype(int)), how="inner")
+    assert len(seen) > 0 and len(rows) == len(test) - len(seen)
+
+
+def test_a_champion_split_by_the_older_hash_rule_shares_no_test_rows_by_rule() -> None:
+    spec = regression_spec()
+    _, test = split(linear_frame(400, seed=13), spec)
+    older = ChampionModel(fit_linear(test), "1", train=None, split_rule=split_rule(spec).replace("hash2:", "hash:"))
+    rows, rule = holdout_rows(test, spec, older)
+    assert rows.empty and "unknown" in rule
+
+
 def test_a_champion_of_unknown_rows_and_another_rule_is_never_compared() -> None:
     spec = regression_spec()
     frame = linear_frame(400, seed=10)

@@ -44,6 +44,23 @@ def test_the_canary_split_is_stable_per_entity_and_grows_with_the_share() -> Non
         canary_rows(customers.rename(columns={"customer id": "id"}), ["customer id"], 0.25, seed=0)
 
 
+def test_an_entity_gets_the_same_model_however_a_read_typed_its_key() -> None:
+    from decimal import Decimal
+
+    ids = list(range(2_000))
+    reads = [
+        pd.DataFrame({"customer id": ids}),  # int64: a chunk without missing values
+        pd.DataFrame({"customer id": [float(i) for i in ids]}),  # float64: a chunk with one
+        pd.DataFrame({"customer id": pd.array(ids, dtype="Int64")}),
+        pd.DataFrame({"customer id": [Decimal(i) for i in ids]}),  # a NUMERIC column through a DB driver
+    ]
+    served = [canary_rows(read, ["customer id"], 0.25, seed=0) for read in reads]
+    assert 0.2 < served[0].mean() < 0.3
+    assert all((split == served[0]).all() for split in served[1:])
+    with_gap = canary_rows(pd.DataFrame({"customer id": [*map(float, ids[:-1]), np.nan]}), ["customer id"], 0.25, 0)
+    assert (with_gap[:-1] == served[0][:-1]).all()
+
+
 def test_the_share_follows_the_challenger_s_state_and_step() -> None:
     canary = spec()
     assert canary_share(canary, {}) == 0.05  # a new challenger starts at the first step
