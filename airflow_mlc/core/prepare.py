@@ -83,9 +83,10 @@ _NUMBERS = frozenset({"integer", "floating", "mixed-integer-float", "decimal"})
 def row_hashes(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> np.ndarray:
     """A 64-bit hash of each row's values in ``columns``, independent of the row's position and of other rows.
 
-    Numbers are hashed as float64, so a row hashes alike however a read typed it: an integer column is
-    ``int64`` in a window without missing values, ``float64`` in one with any, ``Int64`` or decimals from some
-    databases. The train/test split, the rows a champion never saw and the canary's rows all depend on it.
+    Numbers and booleans are hashed as float64, so a row hashes alike however a read typed it: an integer
+    column is ``int64`` in a window without missing values, ``float64`` in one with any, ``Int64`` or decimals
+    from some databases; a boolean one ``bool``, ``object`` or ``boolean``. The train/test split, the rows a
+    champion never saw and the canary's rows all depend on it.
     """
     hashes = pd.util.hash_pandas_object(_as_read_anywhere(frame, columns), index=False).to_numpy(dtype=np.uint64)
     # splitmix64's finaliser mixes the seed in, so another seed gives an unrelated assignment
@@ -97,15 +98,19 @@ def row_hashes(frame: pd.DataFrame, columns: list[str], seed: int = 0) -> np.nda
 
 
 def _as_read_anywhere(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``frame[columns]`` with every number as a float64 (and -0.0 as 0.0); other values as they are."""
+    """``frame[columns]`` with every number and boolean as a float64 (-0.0 as 0.0); other values as they are.
+
+    A boolean column is ``bool`` without missing values and ``object`` (or ``boolean``) with them.
+    """
     canonical = {}
     for column in columns:
         values = frame[column]
-        if pd.api.types.is_bool_dtype(values.dtype):
-            pass
+        kind = pd.api.types.infer_dtype(values, skipna=True) if values.dtype == object else None
+        if pd.api.types.is_bool_dtype(values.dtype) or kind == "boolean":
+            values = values.map({True: 1.0, False: 0.0}).astype("float64")
         elif pd.api.types.is_numeric_dtype(values.dtype):
             values = values.astype("float64") + 0.0
-        elif values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in _NUMBERS:
+        elif kind in _NUMBERS:
             values = pd.to_numeric(values).astype("float64") + 0.0
         canonical[column] = values
     return pd.DataFrame(canonical, index=frame.index)

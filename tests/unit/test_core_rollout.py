@@ -60,6 +60,12 @@ def test_an_entity_gets_the_same_model_however_a_read_typed_its_key() -> None:
     with_gap = canary_rows(pd.DataFrame({"customer id": [*map(float, ids[:-1]), np.nan]}), ["customer id"], 0.25, 0)
     assert (with_gap[:-1] == served[0][:-1]).all()
 
+    flags = [i % 3 == 0 for i in ids]
+    as_bool = canary_rows(pd.DataFrame({"customer id": ids, "vip": flags}), ["customer id", "vip"], 0.25, 0)
+    for other in (pd.Series([*flags[:-1], None], dtype=object), pd.array([*flags[:-1], None], dtype="boolean")):
+        with_none = canary_rows(pd.DataFrame({"customer id": ids, "vip": other}), ["customer id", "vip"], 0.25, 0)
+        assert (with_none[:-1] == as_bool[:-1]).all()
+
 
 def test_the_share_follows_the_challenger_s_state_and_step() -> None:
     canary = spec()
