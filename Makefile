@@ -48,13 +48,8 @@ browser-deps:
 # for the other tiers (docs/integration-tests.md#how-the-suite-runs-in-parallel). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 5
 FAST_WORKERS ?= 2
-# The plain-install check (below) runs beside the suite, its output printed when the suite ends.
-test: lint typecheck browser-deps $(STAMP)
-	@log=$$(mktemp); \
-	UV=$(UV) PYTHON_VERSION=$(PYTHON_VERSION) scripts/check_plain_install.sh >$$log 2>&1 & plain=$$!; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup; suite=$$?; \
-	wait $$plain; checked=$$?; cat $$log; rm -f $$log; \
-	test $$suite -eq 0 && test $$checked -eq 0
+test: lint typecheck browser-deps check-plain-install
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The package installed without constraints.txt, as a user installs it, in a throwaway virtualenv: the newest
 # releases pyproject.toml's ranges allow must import, build the DAGs and pass two unit modules (about a minute;
