@@ -109,11 +109,16 @@ def _as_read_anywhere(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(values.dtype) or kind == "boolean":
             values = values.map({True: 1.0, False: 0.0}).astype("float64")
         elif pd.api.types.is_numeric_dtype(values.dtype):
-            values = values.astype("float64") + 0.0
+            values = _plus_zero(values if values.dtype == np.float64 else values.astype("float64"))
         elif kind in _NUMBERS:
-            values = pd.to_numeric(values).astype("float64") + 0.0
+            values = _plus_zero(pd.to_numeric(values).astype("float64"))
         canonical[column] = values
-    return pd.DataFrame(canonical, index=frame.index)
+    return pd.DataFrame(canonical, index=frame.index, copy=False)
+
+
+def _plus_zero(values: pd.Series) -> pd.Series:
+    """``values`` with -0.0 as 0.0 (a copy only when one is there: a float column is hashed as it is)."""
+    return values + 0.0 if np.signbit(values.to_numpy()[values.to_numpy() == 0]).any() else values
 
 
 def split_key(spec: ModelLifecycleSpec) -> list[str]:
