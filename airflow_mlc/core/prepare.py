@@ -118,7 +118,8 @@ def _as_read_anywhere(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def _plus_zero(values: pd.Series) -> pd.Series:
     """``values`` with -0.0 as 0.0 (a copy only when one is there: a float column is hashed as it is)."""
-    return values + 0.0 if np.signbit(values.to_numpy()[values.to_numpy() == 0]).any() else values
+    array = values.to_numpy()
+    return values + 0.0 if np.signbit(array[array == 0]).any() else values
 
 
 def split_key(spec: ModelLifecycleSpec) -> list[str]:

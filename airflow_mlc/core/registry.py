@@ -427,11 +427,15 @@ def _release(client: Any, name: str, holder: str, since: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        tags = client.get_registered_model(name).tags
-        if tags.get(tracking.TAG_LOCK_HOLDER) == holder and tags.get(tracking.TAG_LOCK_SINCE) == since:
+        if _held_by(client.get_registered_model(name).tags, holder, since):
             client.delete_registered_model(name)
     except MlflowException:
         pass  # broken meanwhile, and not taken again
+
+
+def _held_by(tags: dict[str, str], holder: str, since: str) -> bool:
+    """Whether the lock with ``tags`` is the one ``holder`` took at ``since`` (not broken and taken again)."""
+    return tags.get(tracking.TAG_LOCK_HOLDER) == holder and tags.get(tracking.TAG_LOCK_SINCE) == since
 
 
 def _beat(client: Any, name: str, holder: str, since: str, every: float, released: Any) -> None:
@@ -442,8 +446,7 @@ def _beat(client: Any, name: str, holder: str, since: str, every: float, release
     """
     while not released.wait(every):
         try:
-            tags = client.get_registered_model(name).tags
-            if tags.get(tracking.TAG_LOCK_HOLDER) != holder or tags.get(tracking.TAG_LOCK_SINCE) != since:
+            if not _held_by(client.get_registered_model(name).tags, holder, since):
                 return  # broken: another holder's lock now, or none
             client.set_registered_model_tag(name, tracking.TAG_LOCK_HEARTBEAT, repr(time.time()))
         except Exception:  # noqa: BLE001 - a missed beat is retried; the lock's fate is decided by the waiters

@@ -152,11 +152,14 @@ def source_rows(deployed: Deployed, start: str, end: str) -> int:
     return int(deployed.query(sql)[0][0])
 
 
-def check_predictions(deployed: Deployed, run_id: str, start: str, end: str) -> None:
-    """One prediction MLflow run; its file whole (every row of the window, once); the table's interval once; no
-    temporary object on S3."""
+def check_predictions(deployed: Deployed, run_id: str, start: str, end: str, row: Row) -> None:
+    """Wait for the predict run ``run_id`` to succeed and write its tries on ``row``; then: one prediction MLflow
+    run; its file whole (every row of the window, once); the table's interval once; no temporary object on S3."""
     import pyarrow.parquet as pq
 
+    api, dag = deployed.api, DAG_IDS["predict"]
+    api.wait_for_run(dag, run_id)
+    row.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
     client = deployed.mlflow()
     experiment = client.get_experiment_by_name(f"mlc/{SPEC_NAME}/predictions")
     runs = client.search_runs([experiment.experiment_id], f"tags.`mlc.run_id` = '{run_id}'")
@@ -252,10 +255,8 @@ def test_predict_task_killed_while_writing_predictions(deployed: Deployed) -> No
         wait_for(writing, 120, "predict to write its predictions", interval=0.1)
         os.kill(int(ti.pid), signal.SIGKILL)
         row.injected = True
-        api.wait_for_run(dag, run_id)
-        row.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
+        check_predictions(deployed, run_id, start, end, row)
         assert tries(api, dag, run_id, "predict") >= 2, "the kill did not fail the try"
-        check_predictions(deployed, run_id, start, end)
         # the killed try's local temporary file was removed by the retry (same machine)
         left = list(Path(tempfile.gettempdir()).glob(temporary))
         assert not left, f"the killed try's half-written temporary file was left: {left}"
@@ -274,9 +275,7 @@ def test_s3_server_frozen_mid_write(deployed: Deployed) -> None:
             time.sleep(10)
         finally:
             signal_group(s3, signal.SIGCONT)
-        api.wait_for_run(dag, run_id)
-        row.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
-        check_predictions(deployed, run_id, start, end)
+        check_predictions(deployed, run_id, start, end, row)
 
 
 def test_source_database_restarting_during_a_chunked_read(deployed: Deployed) -> None:
@@ -301,9 +300,7 @@ def test_source_database_restarting_during_a_chunked_read(deployed: Deployed) ->
                 return connection.execute(terminate, {"name": source}).scalar() or None
 
         row.injected = bool(wait_for(cut, 120, "a connection to the source database", interval=0.1))
-        api.wait_for_run(dag, run_id)
-        row.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
-        check_predictions(deployed, run_id, start, end)
+        check_predictions(deployed, run_id, start, end, row)
 
 
 def test_metadata_database_briefly_unreachable(deployed: Deployed) -> None:
@@ -350,18 +347,14 @@ def test_metadata_database_briefly_unreachable(deployed: Deployed) -> None:
         ROWS.remove(row)
         with recording(row.fault) as row:
             row.injected = True
-            api.wait_for_run(dag, run_id)
-            row.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
-            check_predictions(deployed, run_id, start, end)
+            check_predictions(deployed, run_id, start, end, row)
         return
     row.lost = f"{', '.join(dict.fromkeys(restarted))} exited"
     row.known = "Airflow's components exit without their database"
     with recording("  then the exited components restarted (restart: always)") as again:
         again.injected = True
         wait_for_airflow(airflow)
-        api.wait_for_run(dag, run_id)
-        again.tries = f"predict: {tries(api, dag, run_id, 'predict')}"
-        check_predictions(deployed, run_id, start, end)
+        check_predictions(deployed, run_id, start, end, again)
 
 
 def table() -> str:
